@@ -1,0 +1,138 @@
+//! Command line: parse arguments, load the configuration, start the runtime
+//! and the server, and turn every outcome into an exit code.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, ConfigErrors};
+use crate::server;
+use crate::shared::Proxy;
+
+/// cachalot: an HTTP forward proxy with a shared RFC 9111 cache.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Configuration file [default: ./config.toml when present, else built-in defaults]
+    #[arg(long, value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, overriding server.listen
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a configuration file and print a one-line summary
+    CheckConfig {
+        /// File to check [default: --config, else ./config.toml, else built-in defaults]
+        path: Option<PathBuf>,
+    },
+}
+
+/// Command-line values that override the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+}
+
+impl Overrides {
+    fn apply(&self, mut config: Config) -> Config {
+        if let Some(listen) = self.listen {
+            config.server.listen = listen;
+        }
+        config
+    }
+}
+
+/// Loads the configuration the proxy would use, with overrides applied.
+/// Returns it with the file it came from (None: built-in defaults).
+pub fn load(
+    path: Option<&Path>,
+    overrides: &Overrides,
+) -> Result<(Config, Option<PathBuf>), ConfigErrors> {
+    let implicit = PathBuf::from("config.toml");
+    let path = match path {
+        Some(p) => Some(p.to_path_buf()),
+        None if implicit.is_file() => Some(implicit),
+        None => None,
+    };
+    let config = match &path {
+        Some(p) => Config::load_file(p)?,
+        None => Config::defaults(Path::new("."))?,
+    };
+    Ok((overrides.apply(config), path))
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = Overrides { listen: cli.listen };
+    if let Some(Command::CheckConfig { path }) = &cli.command {
+        let path = path.as_deref().or(cli.config.as_deref());
+        return match load(path, &overrides) {
+            Ok((config, file)) => {
+                let from = file.map_or("built-in defaults".to_owned(), |p| p.display().to_string());
+                println!("config OK ({from}): {}", config.summary());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("config invalid:\n{errors}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let (config, file) = match load(cli.config.as_deref(), &overrides) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprintln!("cachalot: configuration refused:\n{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cachalot: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(config, file, overrides))
+}
+
+async fn serve(config: Config, file: Option<PathBuf>, overrides: Overrides) -> ExitCode {
+    let listener = match TcpListener::bind(config.server.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cachalot: cannot listen on {}: {e}", config.server.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(config.server.listen);
+    tracing::info!(
+        "cachalot {} listening on {addr} ({})",
+        env!("CARGO_PKG_VERSION"),
+        file.as_ref()
+            .map_or("built-in defaults".to_owned(), |p| p.display().to_string())
+    );
+    let proxy = Proxy::new(config, addr);
+    server::signals::reload_on_sighup(proxy.clone(), move || {
+        load(file.as_deref(), &overrides).map(|(config, _)| config)
+    });
+    server::run(listener, proxy, server::signals::shutdown()).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,317 @@
+//! Configuration: the shipped `config.toml` is the default; a user's file is
+//! merged over it, deserialized strictly, then validated as a whole.
+//!
+//! Pure: parsing and validation only; reading files is the caller's job
+//! (see [`Config::load_file`], the one helper that touches the filesystem).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::Deserialize;
+
+/// The shipped configuration, embedded so that file and code cannot disagree.
+pub const DEFAULT_TOML: &str = include_str!("../config.toml");
+
+/// Whole configuration, every key present (missing keys come from the defaults).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub timeouts: Timeouts,
+    pub log: LogConfig,
+    /// Folder that relative paths are resolved against (not a TOML key).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[server]`: listening socket and identity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub name: String,
+    pub connect_ports: Vec<u16>,
+    pub max_connections: usize,
+    pub max_request_header_size: ByteSize,
+}
+
+/// `[timeouts]`: every wait the proxy does has a bound.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    #[serde(with = "humantime_serde")]
+    pub client_header: Duration,
+    #[serde(with = "humantime_serde")]
+    pub client_idle: Duration,
+    #[serde(with = "humantime_serde")]
+    pub upstream_connect: Duration,
+    #[serde(with = "humantime_serde")]
+    pub upstream_response: Duration,
+    #[serde(with = "humantime_serde")]
+    pub upstream_idle: Duration,
+    #[serde(with = "humantime_serde")]
+    pub tunnel_idle: Duration,
+    #[serde(with = "humantime_serde")]
+    pub drain: Duration,
+}
+
+/// `[log]`: diagnostics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+}
+
+/// One problem with a configuration, naming the key it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key path, e.g. `server.listen`; empty for a syntax error.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found in one configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl ConfigErrors {
+    fn one(key: &str, message: impl Into<String>) -> Self {
+        ConfigErrors(vec![ConfigError {
+            key: key.to_owned(),
+            message: message.into(),
+        }])
+    }
+}
+
+impl Config {
+    /// The built-in defaults (the shipped `config.toml`), paths relative to `base_dir`.
+    pub fn defaults(base_dir: &Path) -> Result<Config, ConfigErrors> {
+        Config::from_toml_str("", base_dir)
+    }
+
+    /// Parses a user's TOML text merged over the defaults, then validates it.
+    pub fn from_toml_str(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+        let parse = |src: &str| -> Result<toml::Table, ConfigErrors> {
+            src.parse::<toml::Table>()
+                .map_err(|e| ConfigErrors::one("", format!("invalid TOML: {e}")))
+        };
+        let mut merged = parse(DEFAULT_TOML)?;
+        merge(&mut merged, parse(text)?);
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(merged))
+            .map_err(|e| ConfigErrors::one(&e.path().to_string(), e.inner().to_string()))?;
+        config.base_dir = base_dir.to_path_buf();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a config file; relative paths resolve against its folder.
+    pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors::one("", format!("cannot read {}: {e}", path.display())))?;
+        let base = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Config::from_toml_str(&text, &base)
+    }
+
+    /// Checks values that parse but make no sense; returns all problems at once.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut check = |ok: bool, key: &str, message: &str| {
+            if !ok {
+                errors.push(ConfigError {
+                    key: key.to_owned(),
+                    message: message.to_owned(),
+                });
+            }
+        };
+        let s = &self.server;
+        check(
+            !s.name.is_empty() && s.name.bytes().all(is_token_byte),
+            "server.name",
+            "must be a non-empty HTTP token (letters, digits, and !#$%&'*+-.^_`|~)",
+        );
+        check(
+            !s.connect_ports.is_empty() && !s.connect_ports.contains(&0),
+            "server.connect_ports",
+            "must list at least one port, none of them 0",
+        );
+        check(
+            s.max_connections > 0,
+            "server.max_connections",
+            "must be at least 1",
+        );
+        let header = s.max_request_header_size.as_u64();
+        check(
+            (1024..=16 * 1024 * 1024).contains(&header),
+            "server.max_request_header_size",
+            "must be between 1KiB and 16MiB",
+        );
+        let t = &self.timeouts;
+        for (key, value) in [
+            ("timeouts.client_header", t.client_header),
+            ("timeouts.client_idle", t.client_idle),
+            ("timeouts.upstream_connect", t.upstream_connect),
+            ("timeouts.upstream_response", t.upstream_response),
+            ("timeouts.upstream_idle", t.upstream_idle),
+            ("timeouts.tunnel_idle", t.tunnel_idle),
+        ] {
+            check(!value.is_zero(), key, "must be longer than zero");
+        }
+        check(
+            tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
+            "log.level",
+            "is not a level (error, warn, info, debug, trace) or a tracing filter",
+        );
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Resolves a configured path against the config file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// One line describing the configuration, for `check-config`.
+    pub fn summary(&self) -> String {
+        format!(
+            "listen {}, name {}, CONNECT ports {:?}, max {} connections",
+            self.server.listen,
+            self.server.name,
+            self.server.connect_ports,
+            self.server.max_connections
+        )
+    }
+}
+
+/// Deep merge: tables merge key by key; any other value (arrays of tables
+/// such as `[[acl]]` included) replaces the default wholesale.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// RFC 9110 §5.6.2 tchar.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        Config::from_toml_str(text, Path::new("/etc/cachalot"))
+    }
+
+    #[test]
+    fn shipped_file_parses_and_is_the_default() {
+        let c = parse("").unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:3128".parse().unwrap());
+        assert_eq!(c.server.name, "cachalot");
+        assert_eq!(c.server.connect_ports, vec![443]);
+        assert_eq!(c.timeouts.client_header, Duration::from_secs(30));
+        assert_eq!(c.server.max_request_header_size.as_u64(), 64 * 1024);
+    }
+
+    #[test]
+    fn partial_file_keeps_other_defaults() {
+        let c = parse("[timeouts]\nclient_idle = \"5s\"\n").unwrap();
+        assert_eq!(c.timeouts.client_idle, Duration::from_secs(5));
+        assert_eq!(c.timeouts.client_header, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_name() {
+        let e = parse("[server]\nlisten_port = 1\n").unwrap_err();
+        assert_eq!(e.0.len(), 1);
+        assert!(e.to_string().contains("listen_port"), "{e}");
+    }
+
+    #[test]
+    fn unknown_section_is_refused() {
+        let e = parse("[nonsense]\na = 1\n").unwrap_err();
+        assert!(e.to_string().contains("nonsense"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        let e = parse("[server]\nlisten = \"not an address\"\n").unwrap_err();
+        assert_eq!(e.0[0].key, "server.listen");
+        let e = parse("[timeouts]\ndrain = \"soon\"\n").unwrap_err();
+        assert_eq!(e.0[0].key, "timeouts.drain");
+    }
+
+    #[test]
+    fn validation_reports_every_problem() {
+        let e = parse(
+            "[server]\nname = \"bad name\"\nconnect_ports = []\n[timeouts]\nclient_idle = \"0s\"\n",
+        )
+        .unwrap_err();
+        let keys: Vec<_> = e.0.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "server.name",
+                "server.connect_ports",
+                "timeouts.client_idle"
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_error_is_an_error_not_a_panic() {
+        assert!(parse("[server\n").is_err());
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_folder() {
+        let c = parse("").unwrap();
+        assert_eq!(
+            c.resolve(Path::new("cache")),
+            PathBuf::from("/etc/cachalot/cache")
+        );
+        assert_eq!(c.resolve(Path::new("/var/x")), PathBuf::from("/var/x"));
+    }
+}

@@ -1,0 +1,48 @@
+//! The per-request record: filled in by the stages as the request moves
+//! along, read once at the end by the log. Pure.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+
+/// What happened to one request.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The client's address.
+    pub client: SocketAddr,
+    /// When the request head was received.
+    pub started: Instant,
+    pub method: Method,
+    /// The request target as received.
+    pub target: String,
+    /// Squid result code (e.g. `TCP_MISS`, `TCP_TUNNEL`, `NONE_NONE`).
+    pub result: &'static str,
+    /// The address of the origin actually contacted, if any.
+    pub peer: Option<SocketAddr>,
+    /// Status sent to the client.
+    pub status: Option<StatusCode>,
+    /// Why the request failed, if it did.
+    pub error: Option<String>,
+}
+
+impl Exchange {
+    /// A fresh record for a request that just arrived.
+    pub fn new(client: SocketAddr, method: &Method, target: String, now: Instant) -> Exchange {
+        Exchange {
+            client,
+            started: now,
+            method: method.clone(),
+            target,
+            result: "NONE_NONE",
+            peer: None,
+            status: None,
+            error: None,
+        }
+    }
+
+    /// Time since the request arrived.
+    pub fn elapsed(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started)
+    }
+}

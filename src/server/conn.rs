@@ -1,0 +1,234 @@
+//! Per-connection timing for client connections: a request head must be
+//! complete within `client_header` once started (slow-loris), and a
+//! keep-alive connection with nothing in flight closes after `client_idle`.
+//! The socket wrapper notes when a new head starts; the service notes when
+//! a request arrives and when its response body is done.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+const NONE: u64 = u64::MAX;
+
+/// What a connection is doing, shared by its socket, service and watchdog.
+pub struct Activity {
+    start: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds since `start` when the current request head began, or NONE.
+    head_started: AtomicU64,
+    /// Milliseconds since `start` when the connection last became idle.
+    idle_since: AtomicU64,
+}
+
+/// Why the watchdog closed a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// The request head did not arrive in time.
+    HeaderTimeout,
+    /// No request for too long on an idle keep-alive connection.
+    IdleTimeout,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            start: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            head_started: AtomicU64::new(NONE),
+            idle_since: AtomicU64::new(0),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// A request head was parsed: its response is now in flight.
+    pub fn request_started(self: &Arc<Self>) -> InFlight {
+        self.head_started.store(NONE, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    fn bytes_read(&self) {
+        if self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_started.load(Ordering::Relaxed) == NONE
+        {
+            self.head_started.store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// Resolves when the connection has waited too long; never while a
+    /// response is in flight.
+    pub async fn expired(&self, header: Duration, idle: Duration) -> Expiry {
+        let header = header.as_millis() as u64;
+        let idle = idle.as_millis() as u64;
+        loop {
+            let now = self.now_ms();
+            let head = self.head_started.load(Ordering::Relaxed);
+            let (deadline, kind) = if self.in_flight.load(Ordering::Relaxed) > 0 {
+                (now.saturating_add(idle), None)
+            } else if head != NONE {
+                (head.saturating_add(header), Some(Expiry::HeaderTimeout))
+            } else {
+                let since = self.idle_since.load(Ordering::Relaxed);
+                (since.saturating_add(idle), Some(Expiry::IdleTimeout))
+            };
+            match kind {
+                Some(kind) if deadline <= now => return kind,
+                _ => tokio::time::sleep(Duration::from_millis(deadline - now)).await,
+            }
+        }
+    }
+}
+
+/// Held by a response body; the connection is idle again once it drops.
+pub struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.idle_since.store(self.0.now_ms(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its request counted as in flight until done.
+pub struct TrackedBody<B> {
+    inner: B,
+    _in_flight: InFlight,
+}
+
+impl<B> TrackedBody<B> {
+    pub fn new(inner: B, in_flight: InFlight) -> Self {
+        TrackedBody {
+            inner,
+            _in_flight: in_flight,
+        }
+    }
+}
+
+impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for TrackedBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The client socket, reporting the first bytes of each new request head.
+pub struct ClientIo<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T> ClientIo<T> {
+    pub fn new(inner: T, activity: Arc<Activity>) -> Self {
+        ClientIo { inner, activity }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.bytes_read();
+        }
+        result
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_connection_expires_after_idle_timeout() {
+        let a = Activity::new();
+        let kind = a
+            .expired(Duration::from_secs(30), Duration::from_secs(120))
+            .await;
+        assert_eq!(kind, Expiry::IdleTimeout);
+        assert!(a.start.elapsed() >= Duration::from_secs(120));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn started_head_expires_after_header_timeout() {
+        let a = Activity::new();
+        a.bytes_read();
+        let kind = a
+            .expired(Duration::from_secs(30), Duration::from_secs(120))
+            .await;
+        assert_eq!(kind, Expiry::HeaderTimeout);
+        assert!(a.start.elapsed() < Duration::from_secs(31));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_flight_request_never_expires() {
+        let a = Activity::new();
+        let guard = a.request_started();
+        let wait = a.expired(Duration::from_secs(1), Duration::from_secs(1));
+        assert!(tokio::time::timeout(Duration::from_secs(600), wait)
+            .await
+            .is_err());
+        drop(guard);
+        let kind = a
+            .expired(Duration::from_secs(1), Duration::from_secs(1))
+            .await;
+        assert_eq!(kind, Expiry::IdleTimeout);
+    }
+}

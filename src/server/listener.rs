@@ -1,0 +1,134 @@
+//! The accept loop: bounded concurrent client connections, each served by
+//! hyper's HTTP/1 server with upgrades (CONNECT) and our own header and idle
+//! timers; on shutdown, stop accepting and drain within `timeouts.drain`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::conn::{Activity, ClientIo, TrackedBody};
+use crate::pipeline;
+use crate::shared::Proxy;
+
+/// Serves clients from `listener` until `shutdown` resolves, then drains.
+pub async fn run<F>(listener: TcpListener, proxy: Arc<Proxy>, shutdown: F)
+where
+    F: Future<Output = ()>,
+{
+    let max = proxy.current().config.server.max_connections;
+    let limit = Arc::new(Semaphore::new(max));
+    let connections = TaskTracker::new();
+    let stopping = CancellationToken::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (stream, client) = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        connections.spawn(serve(
+            stream,
+            client,
+            proxy.clone(),
+            permit,
+            stopping.clone(),
+        ));
+    }
+    drop(listener);
+    let drain = proxy.current().config.timeouts.drain;
+    tracing::info!(
+        connections = connections.len(),
+        tunnels = proxy.tasks.len(),
+        "shutting down; draining for up to {drain:?}"
+    );
+    stopping.cancel();
+    connections.close();
+    proxy.tasks.close();
+    let all = async {
+        connections.wait().await;
+        proxy.tasks.wait().await;
+    };
+    if tokio::time::timeout(drain, all).await.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            tunnels = proxy.tasks.len(),
+            "drain timeout reached; closing what is left"
+        );
+    }
+}
+
+/// Serves one client connection until it closes, times out, or drains.
+async fn serve(
+    stream: TcpStream,
+    client: SocketAddr,
+    proxy: Arc<Proxy>,
+    _permit: OwnedSemaphorePermit,
+    stopping: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let config = proxy.current().config.clone();
+    let activity = Activity::new();
+    let io = TokioIo::new(ClientIo::new(stream, activity.clone()));
+    let service_activity = activity.clone();
+    let service = service_fn(move |request| {
+        let proxy = proxy.clone();
+        let in_flight = service_activity.request_started();
+        async move {
+            let response = pipeline::handle(proxy, client, request).await;
+            Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
+        }
+    });
+    let header_limit = config.server.max_request_header_size.as_u64() as usize;
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .max_header_size(header_limit)
+        .max_buf_size(header_limit.max(400 * 1024) + 8192);
+    let conn = builder.serve_connection(io, service).with_upgrades();
+    tokio::pin!(conn);
+    let (header, idle) = (config.timeouts.client_header, config.timeouts.client_idle);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%client, "client connection ended: {e}");
+            }
+            return;
+        }
+        expiry = activity.expired(header, idle) => {
+            tracing::debug!(%client, ?expiry, "closing client connection");
+            return;
+        }
+        _ = stopping.cancelled() => conn.as_mut().graceful_shutdown(),
+    }
+    // Draining: finish what is in flight, still bounded by the timers.
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = activity.expired(header, idle) => {}
+    }
+}
