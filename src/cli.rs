@@ -23,6 +23,9 @@ pub struct Cli {
     /// Address to listen on, overriding server.listen
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Folder of the disk cache, overriding cache.dir
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -41,12 +44,17 @@ pub enum Command {
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Overrides {
     fn apply(&self, mut config: Config) -> Config {
         if let Some(listen) = self.listen {
             config.server.listen = listen;
+        }
+        if let Some(dir) = &self.cache_dir {
+            // Relative to the working folder, like any command-line path.
+            config.cache.dir = std::env::current_dir().unwrap_or_default().join(dir);
         }
         config
     }
@@ -74,7 +82,10 @@ pub fn load(
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let overrides = Overrides { listen: cli.listen };
+    let overrides = Overrides {
+        listen: cli.listen,
+        cache_dir: cli.cache_dir.clone(),
+    };
     if let Some(Command::CheckConfig { path }) = &cli.command {
         let path = path.as_deref().or(cli.config.as_deref());
         return match load(path, &overrides) {
@@ -128,11 +139,18 @@ async fn serve(config: Config, file: Option<PathBuf>, overrides: Overrides) -> E
         file.as_ref()
             .map_or("built-in defaults".to_owned(), |p| p.display().to_string())
     );
-    let proxy = Proxy::new(config, addr);
+    let proxy = match Proxy::new(config, addr) {
+        Ok(proxy) => proxy,
+        Err(e) => {
+            eprintln!("cachalot: cannot open the cache: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     server::signals::reload_on_sighup(proxy.clone(), move || {
         load(file.as_deref(), &overrides).map(|(config, _)| config)
     });
-    server::run(listener, proxy, server::signals::shutdown()).await;
+    server::run(listener, proxy.clone(), server::signals::shutdown()).await;
+    proxy.cache.store.close();
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }

@@ -21,6 +21,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config.toml");
 pub struct Config {
     pub server: ServerConfig,
     pub timeouts: Timeouts,
+    pub cache: CacheConfig,
     pub log: LogConfig,
     /// Folder that relative paths are resolved against (not a TOML key).
     #[serde(skip)]
@@ -56,6 +57,21 @@ pub struct Timeouts {
     pub tunnel_idle: Duration,
     #[serde(with = "humantime_serde")]
     pub drain: Duration,
+}
+
+/// `[cache]`: the shared cache's tiers and policy knobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    pub dir: PathBuf,
+    pub memory_size: ByteSize,
+    pub disk_size: ByteSize,
+    pub max_object_size: ByteSize,
+    pub heuristic_fraction: f64,
+    #[serde(with = "humantime_serde")]
+    pub heuristic_max: Duration,
+    #[serde(with = "humantime_serde")]
+    pub lock_timeout: Duration,
 }
 
 /// `[log]`: diagnostics.
@@ -186,6 +202,23 @@ impl Config {
         ] {
             check(!value.is_zero(), key, "must be longer than zero");
         }
+        let c = &self.cache;
+        check(
+            (0.0..=1.0).contains(&c.heuristic_fraction),
+            "cache.heuristic_fraction",
+            "must be between 0 and 1",
+        );
+        check(
+            c.max_object_size.as_u64() <= c.memory_size.as_u64()
+                && c.max_object_size.as_u64() <= c.disk_size.as_u64(),
+            "cache.max_object_size",
+            "must not exceed cache.memory_size or cache.disk_size",
+        );
+        check(
+            !c.dir.as_os_str().is_empty(),
+            "cache.dir",
+            "must name a folder",
+        );
         check(
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
             "log.level",
@@ -210,11 +243,14 @@ impl Config {
     /// One line describing the configuration, for `check-config`.
     pub fn summary(&self) -> String {
         format!(
-            "listen {}, name {}, CONNECT ports {:?}, max {} connections",
+            "listen {}, name {}, CONNECT ports {:?}, max {} connections, cache {} (memory {}, disk {})",
             self.server.listen,
             self.server.name,
             self.server.connect_ports,
-            self.server.max_connections
+            self.server.max_connections,
+            self.resolve(&self.cache.dir).display(),
+            self.cache.memory_size,
+            self.cache.disk_size,
         )
     }
 }

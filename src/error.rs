@@ -55,6 +55,9 @@ pub enum ProxyError {
     /// The origin closed or reset the connection before a complete response head.
     #[error("{0} closed the connection without a valid response")]
     UpstreamReset(String),
+    /// A stale response that must be revalidated could not be (must-revalidate).
+    #[error("the stored response must be revalidated and the origin cannot be reached: {0}")]
+    RevalidationFailed(String),
     /// A bug or resource failure on our side.
     #[error("internal error: {0}")]
     Internal(String),
@@ -74,9 +77,9 @@ impl ProxyError {
             | ProxyError::ConnectRefused(_)
             | ProxyError::ConnectFailed(..)
             | ProxyError::UpstreamReset(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::ConnectTimeout(_) | ProxyError::ResponseTimeout(_) => {
-                StatusCode::GATEWAY_TIMEOUT
-            }
+            ProxyError::ConnectTimeout(_)
+            | ProxyError::ResponseTimeout(_)
+            | ProxyError::RevalidationFailed(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,6 +98,7 @@ impl ProxyError {
             | ProxyError::ConnectFailed(..)
             | ProxyError::ConnectTimeout(_)
             | ProxyError::ResponseTimeout(_)
+            | ProxyError::RevalidationFailed(_)
             | ProxyError::UpstreamReset(_) => Side::Upstream,
             ProxyError::Internal(_) => Side::Internal,
         }
@@ -114,6 +118,7 @@ impl ProxyError {
             ProxyError::ConnectTimeout(_) => "Connection timed out",
             ProxyError::ResponseTimeout(_) => "Origin timed out",
             ProxyError::UpstreamReset(_) => "Origin closed the connection",
+            ProxyError::RevalidationFailed(_) => "Cannot revalidate",
             ProxyError::Internal(_) => "Internal error",
         }
     }

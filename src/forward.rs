@@ -3,7 +3,7 @@
 //! directions; bodies stream through untouched in both directions.
 
 use http::header::{HOST, MAX_FORWARDS};
-use http::{HeaderValue, Request, Response, Uri, Version};
+use http::{request, response, HeaderValue, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
 use crate::error::ProxyError;
@@ -15,6 +15,14 @@ use crate::http::{hop_by_hop, via};
 use crate::shared::Shared;
 use crate::upstream::UpstreamPeer;
 
+/// A request head made ready for the origin, or the proxy's own answer.
+pub enum Prepared {
+    /// The proxy answers itself (Max-Forwards: 0).
+    Answer(Response<Body>),
+    /// Send this head to the origin.
+    Send(request::Parts),
+}
+
 /// Forwards `request` to `uri` (normalized) and returns the origin's
 /// response with its body still streaming.
 pub async fn forward(
@@ -24,21 +32,38 @@ pub async fn forward(
     authority: &Authority,
     exchange: &mut Exchange,
 ) -> Result<Response<Body>, ProxyError> {
+    let (parts, incoming) = request.into_parts();
+    exchange.result = "TCP_MISS";
+    let parts = match prepare(shared, parts, uri, authority)? {
+        Prepared::Answer(response) => return Ok(response),
+        Prepared::Send(parts) => parts,
+    };
+    let response = send(shared, parts, body::boxed(incoming), exchange).await?;
+    let (mut parts, incoming) = response.into_parts();
+    finish(shared, &mut parts);
+    Ok(Response::from_parts(parts, body::boxed(incoming)))
+}
+
+/// Checks and rewrites a client's request head for the origin.
+pub fn prepare(
+    shared: &Shared,
+    mut parts: request::Parts,
+    uri: Uri,
+    authority: &Authority,
+) -> Result<Prepared, ProxyError> {
     let name = shared.config.server.name.as_str();
     // RFC 9110 §7.6.3: our own pseudonym in Via means the request looped.
-    if via::contains(request.headers(), name) {
+    if via::contains(&parts.headers, name) {
         return Err(ProxyError::Loop(name.to_owned()));
     }
-    let (mut parts, body) = request.into_parts();
     match max_forwards::evaluate(&parts.method, &parts.headers) {
         MaxForwards::AnswerHere => {
-            exchange.result = "TCP_MISS";
-            return Ok(max_forwards::answer(
+            return Ok(Prepared::Answer(max_forwards::answer(
                 &parts.method,
                 &uri,
                 parts.version,
                 &parts.headers,
-            ));
+            )));
         }
         MaxForwards::Forward(n) => {
             parts.headers.insert(MAX_FORWARDS, HeaderValue::from(n));
@@ -53,17 +78,31 @@ pub async fn forward(
     via::append(&mut parts.headers, parts.version, name);
     parts.uri = uri;
     parts.version = Version::HTTP_11;
+    Ok(Prepared::Send(parts))
+}
 
-    exchange.result = "TCP_MISS";
+/// Sends a prepared head and body; notes the origin's address.
+pub async fn send(
+    shared: &Shared,
+    parts: request::Parts,
+    body: Body,
+    exchange: &mut Exchange,
+) -> Result<Response<Incoming>, ProxyError> {
     let response = shared
         .upstream
-        .send(Request::from_parts(parts, body::boxed(body)))
+        .send(Request::from_parts(parts, body))
         .await?;
     exchange.peer = response.extensions().get::<UpstreamPeer>().map(|p| p.0);
+    Ok(response)
+}
 
-    let (mut parts, body) = response.into_parts();
+/// Readies an origin's response head for the client: hop-by-hop out, Via in.
+pub fn finish(shared: &Shared, parts: &mut response::Parts) {
     hop_by_hop::strip(&mut parts.headers);
-    via::append(&mut parts.headers, parts.version, name);
+    via::append(
+        &mut parts.headers,
+        parts.version,
+        &shared.config.server.name,
+    );
     parts.version = Version::HTTP_11;
-    Ok(Response::from_parts(parts, body::boxed(body)))
 }

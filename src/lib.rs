@@ -15,6 +15,7 @@
 //! - orchestration: `pipeline`, `shared`
 //! - process: `server::*`, `cli`
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -1,5 +1,6 @@
 //! The request path, in order, in one place:
-//! target (parse/normalize) → CONNECT? tunnel : forward → error page → record.
+//! target (parse/normalize) → CONNECT? tunnel : cache (lookup → upstream →
+//! store) → error page → record.
 //! Each stage is its own module and does not call the next one.
 
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use crate::http::body::Body;
 use crate::http::error_page;
 use crate::http::target::{self, Target};
 use crate::shared::Proxy;
-use crate::{forward, tunnel};
+use crate::{cache, tunnel};
 
 /// Answers one request from a client. Never fails: every error becomes a page.
 pub async fn handle(
@@ -35,7 +36,16 @@ pub async fn handle(
             tunnel::open(&shared, &proxy.tasks, request, &authority, &mut exchange).await
         }
         Ok(Target::Http { uri, authority }) => {
-            forward::forward(&shared, request, uri, &authority, &mut exchange).await
+            cache::handle(
+                &shared,
+                &proxy.cache,
+                &proxy.tasks,
+                request,
+                uri,
+                &authority,
+                &mut exchange,
+            )
+            .await
         }
     };
     let response = match result {

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio_util::task::TaskTracker;
 
+use crate::cache::disk::DiskError;
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::upstream::Upstream;
 
@@ -35,16 +37,20 @@ pub struct Proxy {
     pub tasks: TaskTracker,
     /// The address actually listened on.
     pub listen_addr: SocketAddr,
+    /// The shared cache; opened once, kept across reloads.
+    pub cache: Arc<Cache>,
 }
 
 impl Proxy {
-    /// A proxy serving `config`, listening on `listen_addr`.
-    pub fn new(config: Config, listen_addr: SocketAddr) -> Arc<Proxy> {
-        Arc::new(Proxy {
+    /// A proxy serving `config`, listening on `listen_addr`; opens the cache.
+    pub fn new(config: Config, listen_addr: SocketAddr) -> Result<Arc<Proxy>, DiskError> {
+        let cache = Arc::new(Cache::open(&config)?);
+        Ok(Arc::new(Proxy {
             current: ArcSwap::from_pointee(Shared::new(config)),
             tasks: TaskTracker::new(),
             listen_addr,
-        })
+            cache,
+        }))
     }
 
     /// The snapshot in force now; requests keep theirs until they finish.
@@ -54,7 +60,16 @@ impl Proxy {
 
     /// Installs a new configuration; in-flight requests keep the old one.
     pub fn reload(&self, config: Config) {
-        if config.server.listen != self.current().config.server.listen {
+        let old = self.current();
+        if config.cache.dir != old.config.cache.dir
+            || config.cache.memory_size != old.config.cache.memory_size
+            || config.cache.disk_size != old.config.cache.disk_size
+        {
+            tracing::warn!(
+                "cache.dir, cache.memory_size and cache.disk_size take effect at restart"
+            );
+        }
+        if config.server.listen != old.config.server.listen {
             tracing::warn!(
                 "server.listen cannot change on reload; still listening on {}",
                 self.listen_addr

@@ -14,6 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 const NONE: u64 = u64::MAX;
@@ -26,6 +27,8 @@ pub struct Activity {
     head_started: AtomicU64,
     /// Milliseconds since `start` when the connection last became idle.
     idle_since: AtomicU64,
+    /// Wakes the watchdog when a head starts: its deadline moves earlier.
+    head_began: Notify,
 }
 
 /// Why the watchdog closed a connection.
@@ -44,6 +47,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             head_started: AtomicU64::new(NONE),
             idle_since: AtomicU64::new(0),
+            head_began: Notify::new(),
         })
     }
 
@@ -63,6 +67,9 @@ impl Activity {
             && self.head_started.load(Ordering::Relaxed) == NONE
         {
             self.head_started.store(self.now_ms(), Ordering::Relaxed);
+            // The watchdog may be asleep until a later idle deadline; a
+            // stored permit covers the gap before it starts waiting.
+            self.head_began.notify_one();
         }
     }
 
@@ -84,7 +91,12 @@ impl Activity {
             };
             match kind {
                 Some(kind) if deadline <= now => return kind,
-                _ => tokio::time::sleep(Duration::from_millis(deadline - now)).await,
+                _ => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(deadline - now)) => {}
+                        _ = self.head_began.notified() => {}
+                    }
+                }
             }
         }
     }
@@ -215,6 +227,24 @@ mod tests {
             .await;
         assert_eq!(kind, Expiry::HeaderTimeout);
         assert!(a.start.elapsed() < Duration::from_secs(31));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn head_started_during_a_long_idle_wait_expires_after_header_timeout() {
+        // Slow-loris on a fresh or kept-alive connection: the watchdog is
+        // asleep until the idle deadline when the first bytes arrive.
+        let a = Activity::new();
+        let watchdog = a.clone();
+        let wait = tokio::spawn(async move {
+            watchdog
+                .expired(Duration::from_secs(1), Duration::from_secs(120))
+                .await
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        a.bytes_read();
+        let kind = wait.await.unwrap();
+        assert_eq!(kind, Expiry::HeaderTimeout);
+        assert!(a.start.elapsed() < Duration::from_secs(7));
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,0 +1,235 @@
+//! Stored records and their on-disk format. Every record starts with a
+//! magic and a format version and ends with a CRC-32 of all that precedes
+//! it; a record failing either check is refused, never served. Pure.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, StatusCode};
+
+use super::policy::StoredTimes;
+
+/// Bytes every record starts with.
+const MAGIC: &[u8; 4] = b"CHLT";
+/// Current format version; older or newer versions are dropped.
+pub const FORMAT_VERSION: u8 = 1;
+const KIND_ENTRY: u8 = 1;
+const KIND_INDEX: u8 = 2;
+
+/// A stored response: head, timing for age calculation, and the whole body.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub status: StatusCode,
+    /// Header fields as stored (`policy::headers_to_store` applied).
+    pub headers: HeaderMap,
+    pub times: StoredTimes,
+    /// Generation of the variant index this entry belongs to.
+    pub generation: u64,
+    pub body: Bytes,
+}
+
+impl Entry {
+    /// Approximate memory footprint, for the memory tier's weigher.
+    pub fn weight(&self) -> u32 {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 32)
+            .sum();
+        u32::try_from(self.body.len() + headers + 256).unwrap_or(u32::MAX)
+    }
+}
+
+/// Which request fields select among a URL's variants (RFC 9111 §4.1), and
+/// the generation those variants were stored under: invalidating a URL drops
+/// its index, so older variants can never become reachable again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaryIndex {
+    pub names: Vec<String>,
+    pub generation: u64,
+}
+
+/// A record as kept in a tier.
+#[derive(Debug, Clone)]
+pub enum Record {
+    Entry(std::sync::Arc<Entry>),
+    Index(std::sync::Arc<VaryIndex>),
+}
+
+impl Record {
+    /// Approximate memory footprint.
+    pub fn weight(&self) -> u32 {
+        match self {
+            Record::Entry(e) => e.weight(),
+            Record::Index(i) => 64 + i.names.iter().map(|n| n.len() as u32 + 24).sum::<u32>(),
+        }
+    }
+}
+
+/// Why a stored record was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not a cachalot record")]
+    Magic,
+    #[error("format version {0} is not {FORMAT_VERSION}")]
+    Version(u8),
+    #[error("checksum mismatch")]
+    Checksum,
+    #[error("record truncated or malformed")]
+    Malformed,
+}
+
+/// Serializes a record for the disk tier.
+pub fn encode(record: &Record) -> Vec<u8> {
+    let mut out = BytesMut::with_capacity(match record {
+        Record::Entry(e) => e.body.len() + 512,
+        Record::Index(_) => 128,
+    });
+    out.put_slice(MAGIC);
+    out.put_u8(FORMAT_VERSION);
+    match record {
+        Record::Entry(e) => {
+            out.put_u8(KIND_ENTRY);
+            out.put_u16(e.status.as_u16());
+            put_time(&mut out, e.times.request_time);
+            put_time(&mut out, e.times.response_time);
+            out.put_u64(e.generation);
+            out.put_u32(e.headers.len() as u32);
+            for (name, value) in &e.headers {
+                put_bytes16(&mut out, name.as_str().as_bytes());
+                out.put_u32(value.len() as u32);
+                out.put_slice(value.as_bytes());
+            }
+            out.put_u64(e.body.len() as u64);
+            out.put_slice(&e.body);
+        }
+        Record::Index(i) => {
+            out.put_u8(KIND_INDEX);
+            out.put_u64(i.generation);
+            out.put_u32(i.names.len() as u32);
+            for name in &i.names {
+                put_bytes16(&mut out, name.as_bytes());
+            }
+        }
+    }
+    let crc = crc32fast::hash(&out);
+    out.put_u32(crc);
+    out.to_vec()
+}
+
+/// Parses a record written by [`encode`], checking version and checksum.
+pub fn decode(raw: &[u8]) -> Result<Record, DecodeError> {
+    if raw.len() < MAGIC.len() + 2 + 4 || &raw[..4] != MAGIC {
+        return Err(DecodeError::Magic);
+    }
+    if raw[4] != FORMAT_VERSION {
+        return Err(DecodeError::Version(raw[4]));
+    }
+    let (payload, crc) = raw.split_at(raw.len() - 4);
+    let expected = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if crc32fast::hash(payload) != expected {
+        return Err(DecodeError::Checksum);
+    }
+    let mut r = Reader(&payload[6..]);
+    match payload[5] {
+        KIND_ENTRY => {
+            let status = StatusCode::from_u16(r.u16()?).map_err(|_| DecodeError::Malformed)?;
+            let request_time = r.time()?;
+            let response_time = r.time()?;
+            let generation = r.u64()?;
+            let count = r.u32()? as usize;
+            let mut headers = HeaderMap::with_capacity(count.min(256));
+            for _ in 0..count {
+                let len = r.u16()? as usize;
+                let name =
+                    HeaderName::from_bytes(r.take(len)?).map_err(|_| DecodeError::Malformed)?;
+                let len = r.u32()? as usize;
+                let value =
+                    HeaderValue::from_bytes(r.take(len)?).map_err(|_| DecodeError::Malformed)?;
+                headers.append(name, value);
+            }
+            let len = usize::try_from(r.u64()?).map_err(|_| DecodeError::Malformed)?;
+            let body = Bytes::copy_from_slice(r.take(len)?);
+            if !r.0.is_empty() {
+                return Err(DecodeError::Malformed);
+            }
+            Ok(Record::Entry(std::sync::Arc::new(Entry {
+                status,
+                headers,
+                times: StoredTimes {
+                    request_time,
+                    response_time,
+                },
+                generation,
+                body,
+            })))
+        }
+        KIND_INDEX => {
+            let generation = r.u64()?;
+            let count = r.u32()? as usize;
+            let mut names = Vec::with_capacity(count.min(64));
+            for _ in 0..count {
+                let len = r.u16()? as usize;
+                let name = std::str::from_utf8(r.take(len)?).map_err(|_| DecodeError::Malformed)?;
+                names.push(name.to_owned());
+            }
+            Ok(Record::Index(std::sync::Arc::new(VaryIndex {
+                names,
+                generation,
+            })))
+        }
+        _ => Err(DecodeError::Malformed),
+    }
+}
+
+fn put_time(out: &mut BytesMut, t: SystemTime) {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    out.put_u64(d.as_secs());
+    out.put_u32(d.subsec_nanos());
+}
+
+fn put_bytes16(out: &mut BytesMut, bytes: &[u8]) {
+    let len = bytes.len().min(u16::MAX as usize);
+    out.put_u16(len as u16);
+    out.put_slice(&bytes[..len]);
+}
+
+/// A bounds-checked cursor: malformed input is an error, never a panic.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.0.len() < n {
+            return Err(DecodeError::Malformed);
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+    fn time(&mut self) -> Result<SystemTime, DecodeError> {
+        let secs = self.u64()?;
+        let nanos = self.u32()?;
+        UNIX_EPOCH
+            .checked_add(Duration::new(secs, nanos.min(999_999_999)))
+            .ok_or(DecodeError::Malformed)
+    }
+}
+
+#[cfg(test)]
+#[path = "entry_tests.rs"]
+mod tests;

@@ -1,0 +1,78 @@
+//! Building a client's answer from a stored entry: 304 for a matching
+//! conditional, 206/416 for a single byte range, else the whole response;
+//! always with a recomputed Age. Pure.
+
+use std::time::Duration;
+
+use http::header::{CONTENT_LENGTH, CONTENT_RANGE, DATE};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+
+use super::entry::Entry;
+use super::fields::http_date;
+use super::policy::age_header_value;
+use super::range::{content_range_value, evaluate_range, unsatisfied_range_value, RangeVerdict};
+use super::validation::{client_conditional, Conditional};
+use crate::http::body::{empty, full, Body};
+
+/// The answer built from a stored entry.
+pub enum Served {
+    /// A complete answer; `not_modified` when it is a 304 to a conditional.
+    Response {
+        response: Response<Body>,
+        not_modified: bool,
+    },
+    /// The request needs something the cache does not serve (multiple ranges).
+    PassThrough,
+}
+
+/// Answers `method` + `request` headers from `entry`, which is `age` old.
+pub fn from_entry(entry: &Entry, method: &Method, request: &HeaderMap, age: Duration) -> Served {
+    let len = entry.body.len() as u64;
+    let date = http_date(&entry.headers, &DATE);
+    if client_conditional(method, request, &entry.headers, date) == Conditional::NotModified {
+        // RFC 9110 §15.4.5: a 304 carries the fields a 200 would, minus content.
+        let mut headers = entry.headers.clone();
+        headers.remove(CONTENT_LENGTH);
+        headers.remove(CONTENT_RANGE);
+        return Served::Response {
+            response: build(StatusCode::NOT_MODIFIED, headers, age, empty()),
+            not_modified: true,
+        };
+    }
+    let mut headers = entry.headers.clone();
+    let (status, body, length) = match evaluate_range(method, request, &entry.headers, len) {
+        RangeVerdict::PassThrough => return Served::PassThrough,
+        RangeVerdict::Single { start, end } if entry.status == StatusCode::OK => {
+            headers.insert(CONTENT_RANGE, content_range_value(start, end, len));
+            let slice = entry
+                .body
+                .slice(start as usize..(end as usize).saturating_add(1).min(entry.body.len()));
+            let n = slice.len();
+            (StatusCode::PARTIAL_CONTENT, slice, n)
+        }
+        RangeVerdict::Unsatisfiable if entry.status == StatusCode::OK => {
+            headers.insert(CONTENT_RANGE, unsatisfied_range_value(len));
+            (StatusCode::RANGE_NOT_SATISFIABLE, bytes::Bytes::new(), 0)
+        }
+        _ => (entry.status, entry.body.clone(), entry.body.len()),
+    };
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    let body = if method == Method::HEAD || body.is_empty() {
+        empty()
+    } else {
+        full(body)
+    };
+    Served::Response {
+        response: build(status, headers, age, body),
+        not_modified: false,
+    }
+}
+
+fn build(status: StatusCode, mut headers: HeaderMap, age: Duration, body: Body) -> Response<Body> {
+    // RFC 9111 §5.1: a cached response carries its current age.
+    headers.insert(http::header::AGE, age_header_value(age));
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}

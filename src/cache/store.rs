@@ -1,0 +1,245 @@
+//! The two tiers as one store: lookups go memory → disk (a disk hit is
+//! promoted to memory); writes go to memory at once and to disk through a
+//! bounded queue served by one writer thread, so a slow disk never delays a
+//! response (a full queue drops the disk write and counts it).
+//!
+//! Keys: `I<url>` holds a URL's [`VaryIndex`]; `E<url>\n<secondary>` holds
+//! one variant, valid only while its generation matches the index's.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+
+use super::disk::{DiskError, DiskTier};
+use super::entry::{encode, Entry, Record, VaryIndex};
+use super::memory::MemoryTier;
+use super::vary;
+
+/// Which tier answered a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Memory,
+    Disk,
+}
+
+/// A stored variant found for a request.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub entry: Arc<Entry>,
+    pub tier: Tier,
+}
+
+/// What a lookup found.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// A variant matching the request.
+    Hit(Found),
+    /// The URL is stored, but not for this request's Vary fields (or `Vary: *`).
+    VaryMiss,
+    /// Nothing stored for the URL.
+    Miss,
+}
+
+enum Write {
+    Put(String, Record),
+    Touch(String),
+    Remove(String),
+}
+
+/// Counters of the store, for metrics and tools.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreStats {
+    pub memory_entries: u64,
+    pub memory_bytes: u64,
+    pub memory_evictions: u64,
+    pub disk_entries: u64,
+    pub disk_bytes: u64,
+    pub disk_evictions: u64,
+    pub disk_corrupt: u64,
+    pub disk_writes_dropped: u64,
+}
+
+/// Memory tier over disk tier.
+pub struct Store {
+    memory: MemoryTier,
+    disk: Arc<DiskTier>,
+    writer: Mutex<Option<SyncSender<Write>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    dropped: AtomicU64,
+    generation: AtomicU64,
+}
+
+fn index_key(url: &str) -> String {
+    format!("I{url}")
+}
+
+fn entry_key(url: &str, secondary: &str) -> String {
+    format!("E{url}\n{secondary}")
+}
+
+impl Store {
+    /// Opens the disk tier at `dir` and starts its writer thread.
+    pub fn open(dir: &Path, memory_size: u64, disk_size: u64) -> Result<Store, DiskError> {
+        let disk = Arc::new(DiskTier::open(dir, disk_size)?);
+        let (tx, rx) = sync_channel::<Write>(4096);
+        let writer_disk = disk.clone();
+        let thread = std::thread::Builder::new()
+            .name("cachalot-disk".into())
+            .spawn(move || {
+                for write in rx {
+                    let result = match &write {
+                        Write::Put(key, record) => writer_disk.put(key, &encode(record)),
+                        Write::Touch(key) => writer_disk.touch(key),
+                        Write::Remove(key) => writer_disk.remove(key),
+                    };
+                    if let Err(e) = result {
+                        tracing::warn!("disk cache write failed: {e}");
+                    }
+                }
+                if let Err(e) = writer_disk.flush() {
+                    tracing::warn!("disk cache flush failed: {e}");
+                }
+            })
+            .map_err(|e| DiskError::Sled(sled::Error::Io(e)))?;
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        Ok(Store {
+            memory: MemoryTier::new(memory_size),
+            disk,
+            writer: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            dropped: AtomicU64::new(0),
+            generation: AtomicU64::new(seed),
+        })
+    }
+
+    fn queue(&self, write: Write) {
+        let guard = match self.writer.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(tx) = guard.as_ref() {
+            if let Err(TrySendError::Full(_)) = tx.try_send(write) {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    async fn get(&self, key: &str) -> Option<(Record, Tier)> {
+        if let Some(record) = self.memory.get(key) {
+            return Some((record, Tier::Memory));
+        }
+        let disk = self.disk.clone();
+        let owned = key.to_owned();
+        let found = tokio::task::spawn_blocking(move || disk.get(&owned))
+            .await
+            .ok()?
+            .unwrap_or_else(|e| {
+                tracing::warn!("disk cache read failed: {e}");
+                None
+            })?;
+        self.memory.insert(key.to_owned(), found.clone());
+        self.queue(Write::Touch(key.to_owned()));
+        Some((found, Tier::Disk))
+    }
+
+    /// Finds the variant of `url` matching the request's fields.
+    pub async fn lookup(&self, url: &str, request: &HeaderMap) -> Lookup {
+        let Some((Record::Index(index), _)) = self.get(&index_key(url)).await else {
+            return Lookup::Miss;
+        };
+        let secondary = vary::secondary_key(&index.names, request);
+        match self.get(&entry_key(url, &secondary)).await {
+            Some((Record::Entry(entry), tier)) if entry.generation == index.generation => {
+                Lookup::Hit(Found { entry, tier })
+            }
+            _ => Lookup::VaryMiss,
+        }
+    }
+
+    /// Stores a variant of `url` selected by `vary_names` from `request`.
+    pub fn insert(
+        &self,
+        url: &str,
+        vary_names: Vec<String>,
+        request: &HeaderMap,
+        mut entry: Entry,
+    ) {
+        let ikey = index_key(url);
+        let (generation, names) = match self.memory.get(&ikey) {
+            Some(Record::Index(index)) if index.names == vary_names => {
+                (index.generation, vary_names)
+            }
+            _ => {
+                let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+                let record = Record::Index(Arc::new(VaryIndex {
+                    names: vary_names.clone(),
+                    generation,
+                }));
+                self.memory.insert(ikey.clone(), record.clone());
+                self.queue(Write::Put(ikey, record));
+                (generation, vary_names)
+            }
+        };
+        entry.generation = generation;
+        let ekey = entry_key(url, &vary::secondary_key(&names, request));
+        let record = Record::Entry(Arc::new(entry));
+        self.memory.insert(ekey.clone(), record.clone());
+        self.queue(Write::Put(ekey, record));
+    }
+
+    /// Makes every stored variant of `url` unreachable (RFC 9111 §4.4).
+    pub fn invalidate(&self, url: &str) {
+        let key = index_key(url);
+        self.memory.remove(&key);
+        self.queue(Write::Remove(key));
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            memory_entries: self.memory.entry_count(),
+            memory_bytes: self.memory.weighted_size(),
+            memory_evictions: self.memory.evictions(),
+            disk_entries: self.disk.len() as u64,
+            disk_bytes: self.disk.bytes(),
+            disk_evictions: self.disk.evictions(),
+            disk_corrupt: self.disk.corrupt(),
+            disk_writes_dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The disk tier itself (for tools and tests).
+    pub fn disk(&self) -> &DiskTier {
+        &self.disk
+    }
+
+    /// Finishes queued disk writes and flushes; later writes are dropped.
+    pub fn close(&self) {
+        let tx = match self.writer.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        drop(tx);
+        let thread = match self.thread.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

@@ -1,0 +1,111 @@
+//! CONNECT tunnels: bytes both ways, half-close, the port allow-list, an
+//! unreachable target, and the idle timer.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+/// Sends `CONNECT target` and reads the proxy's answer head; returns the
+/// stream (positioned after the head) and the parsed head.
+async fn open_tunnel(proxy: SocketAddr, target: SocketAddr) -> (TcpStream, RawResponse) {
+    let mut stream = connect(proxy).await;
+    let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = within("CONNECT answer", async {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        // Byte by byte so nothing past the head is consumed; bounded.
+        while find(&head, b"\r\n\r\n").is_none() && head.len() < 16 * 1024 {
+            match stream.read(&mut byte).await.unwrap() {
+                0 => break,
+                _ => head.push(byte[0]),
+            }
+        }
+        head
+    })
+    .await;
+    let response = parse_response(&head);
+    (stream, response)
+}
+
+async fn read_exact(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    within("tunnel read", stream.read_exact(&mut buf))
+        .await
+        .unwrap();
+    buf
+}
+
+#[tokio::test]
+async fn connect_tunnel_echoes_both_ways_and_passes_half_close() {
+    let (echo, _, _task) = echo_server().await;
+    let proxy = start_proxy(&connect_ports(echo.port())).await;
+    let (mut stream, response) = open_tunnel(proxy.addr, echo).await;
+    assert_eq!(response.status, 200, "{}", response.status_line);
+    assert!(response.status_line.contains("Connection established"));
+
+    stream.write_all(b"ping").await.unwrap();
+    assert_eq!(read_exact(&mut stream, 4).await, b"ping");
+    let big = vec![b'z'; 256 * 1024];
+    let (mut reader, mut writer) = stream.into_split();
+    let send = tokio::spawn(async move {
+        writer.write_all(&big).await.unwrap();
+        writer.write_all(b"last").await.unwrap();
+        // Half-close: no more from us, but the echo must still arrive.
+        writer.shutdown().await.unwrap();
+        writer
+    });
+    let mut back = Vec::new();
+    within("echo and close", reader.read_to_end(&mut back))
+        .await
+        .unwrap();
+    let _writer = within("sender", send).await.unwrap();
+    assert_eq!(back.len(), 256 * 1024 + 4 + 3);
+    assert!(back.starts_with(&[b'z'; 1024]));
+    assert!(
+        back.ends_with(b"lastbye"),
+        "the server's reply after our EOF"
+    );
+}
+
+#[tokio::test]
+async fn connect_to_port_outside_connect_ports_is_forbidden() {
+    let (echo, accepted, _task) = echo_server().await;
+    let proxy = start_proxy("").await;
+    let (_, response) = open_tunnel(proxy.addr, echo).await;
+    assert_eq!(response.status, 403);
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn connect_to_refused_port_gets_502() {
+    let dead = refused_addr();
+    let proxy = start_proxy(&connect_ports(dead.port())).await;
+    let (_, response) = open_tunnel(proxy.addr, dead).await;
+    assert_eq!(response.status, 502);
+}
+
+#[tokio::test]
+async fn idle_tunnel_is_closed_after_tunnel_idle() {
+    let (echo, _, _task) = echo_server().await;
+    let proxy = start_proxy(&format!(
+        "{}[timeouts]\ntunnel_idle = \"1s\"\n",
+        connect_ports(echo.port())
+    ))
+    .await;
+    let (mut stream, response) = open_tunnel(proxy.addr, echo).await;
+    assert_eq!(response.status, 200);
+    stream.write_all(b"x").await.unwrap();
+    assert_eq!(read_exact(&mut stream, 1).await, b"x");
+    let quiet = Instant::now();
+    let (rest, _) = read_to_end(&mut stream).await;
+    let waited = quiet.elapsed();
+    assert!(rest.is_empty());
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
+}
