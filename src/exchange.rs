@@ -24,6 +24,8 @@ pub struct Exchange {
     pub status: Option<StatusCode>,
     /// Why the request failed, if it did.
     pub error: Option<String>,
+    /// Served from another request's origin fetch (request coalescing).
+    pub coalesced: bool,
 }
 
 impl Exchange {
@@ -38,6 +40,7 @@ impl Exchange {
             peer: None,
             status: None,
             error: None,
+            coalesced: false,
         }
     }
 

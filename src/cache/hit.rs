@@ -1,0 +1,306 @@
+//! A stored entry was found: serve it fresh, serve it stale while
+//! refreshing it in the background, or revalidate it with the origin first
+//! (coalesced per URL), falling back on stale-if-error when allowed.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::{request, HeaderValue, Method, Response, StatusCode};
+
+use super::cache_control::CacheControl;
+use super::coalesce::{self, Published, Role};
+use super::entry::Entry;
+use super::origin::{upstream_copy, Revalidated};
+use super::outcome::Outcome;
+use super::policy::{self, Verdict};
+use super::serve::{self, Served};
+use super::store::{Found, Tier};
+use super::{Ctx, CACHE_STATUS};
+use crate::error::ProxyError;
+use crate::exchange::Exchange;
+use crate::http::body::{empty, Body};
+use crate::http::{error_page, via};
+
+impl Ctx<'_> {
+    pub(super) fn name(&self) -> &str {
+        &self.shared.config.server.name
+    }
+
+    pub(super) fn hit_outcome(found: &Found) -> Outcome {
+        if found.entry.status.as_u16() >= 400 {
+            Outcome::NegativeHit
+        } else if found.tier == Tier::Memory {
+            Outcome::MemHit
+        } else {
+            Outcome::DiskHit
+        }
+    }
+
+    pub(super) async fn on_hit(
+        &self,
+        parts: request::Parts,
+        found: Found,
+        request_cc: &CacheControl,
+        exchange: &mut Exchange,
+    ) -> Result<Response<Body>, ProxyError> {
+        let entry = &found.entry;
+        let now = SystemTime::now();
+        let verdict = policy::evaluate(
+            &parts.headers,
+            entry.status,
+            &entry.headers,
+            &entry.times,
+            now,
+            &self.policy,
+        );
+        match verdict {
+            Verdict::Fresh | Verdict::StaleAllowed => {
+                let outcome = Self::hit_outcome(&found);
+                self.serve(parts, entry, outcome, None, exchange).await
+            }
+            Verdict::StaleWhileRevalidate => {
+                self.refresh_in_background(&parts, entry.clone());
+                self.serve(parts, entry, Outcome::StaleWhileRevalidate, None, exchange)
+                    .await
+            }
+            Verdict::Revalidate(reason) => {
+                if request_cc.only_if_cached {
+                    return Ok(self.only_if_cached(exchange));
+                }
+                let client_asked = matches!(
+                    reason,
+                    policy::RevalidateReason::RequestNoCache
+                        | policy::RevalidateReason::RequestMaxAge
+                        | policy::RevalidateReason::RequestMinFresh
+                );
+                self.revalidate(parts, found, client_asked, exchange).await
+            }
+        }
+    }
+
+    /// Answers from a stored entry, with its current age.
+    pub(super) async fn serve(
+        &self,
+        parts: request::Parts,
+        entry: &Entry,
+        outcome: Outcome,
+        fwd_status: Option<u16>,
+        exchange: &mut Exchange,
+    ) -> Result<Response<Body>, ProxyError> {
+        let age = policy::current_age(&entry.headers, &entry.times, SystemTime::now());
+        match serve::from_entry(entry, &parts.method, &parts.headers, age) {
+            Served::PassThrough => {
+                let copy = parts;
+                self.respond(copy, Outcome::Bypass, None, empty(), exchange)
+                    .await
+            }
+            Served::Response {
+                mut response,
+                not_modified,
+            } => {
+                let outcome = if not_modified && outcome.is_hit() && fwd_status.is_none() {
+                    Outcome::ImsHit
+                } else {
+                    outcome
+                };
+                exchange.result = outcome.squid_code();
+                via::append(response.headers_mut(), http::Version::HTTP_11, self.name());
+                self.mark(&mut response, outcome, fwd_status, false);
+                Ok(response)
+            }
+        }
+    }
+
+    pub(super) fn mark(
+        &self,
+        response: &mut Response<Body>,
+        outcome: Outcome,
+        fwd: Option<u16>,
+        stored: bool,
+    ) {
+        let value = outcome.cache_status(self.name(), fwd, stored);
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(CACHE_STATUS.clone(), value);
+        }
+    }
+
+    pub(super) fn only_if_cached(&self, exchange: &mut Exchange) -> Response<Body> {
+        // RFC 9111 §5.2.1.7: nothing suitable stored → 504.
+        exchange.result = Outcome::OnlyIfCachedMiss.squid_code();
+        let mut response = error_page::page(
+            StatusCode::GATEWAY_TIMEOUT,
+            "Not in cache",
+            "The request said only-if-cached and no suitable response is stored.",
+            self.name(),
+        );
+        self.mark(&mut response, Outcome::OnlyIfCachedMiss, None, false);
+        response
+    }
+
+    pub(super) async fn revalidate(
+        &self,
+        parts: request::Parts,
+        found: Found,
+        client_asked: bool,
+        exchange: &mut Exchange,
+    ) -> Result<Response<Body>, ProxyError> {
+        let entry = found.entry.clone();
+        let now = SystemTime::now();
+        let lifetime = policy::freshness_lifetime(
+            entry.status,
+            &entry.headers,
+            entry.times.response_time,
+            &self.policy,
+        );
+        let age = policy::current_age(&entry.headers, &entry.times, now);
+        let stale_ok = policy::stale_if_error_allows(&parts.headers, &entry.headers, lifetime, age);
+        let modified_outcome = if client_asked {
+            Outcome::ClientRefresh
+        } else {
+            Outcome::RefreshModified
+        };
+        // Revalidations of one URL are coalesced like misses: one conditional request.
+        let mut leader = match self.cache.coalescer.join(&self.url) {
+            Role::Leader(guard) => Some(guard),
+            Role::Follower(rx) => {
+                let limit = self.shared.config.cache.lock_timeout;
+                match coalesce::wait(rx, limit).await {
+                    Published::Refreshed(fresh) => {
+                        exchange.coalesced = true;
+                        self.cache.coalescer.count_follower();
+                        return self
+                            .serve(
+                                parts,
+                                &fresh,
+                                Outcome::RefreshUnmodified,
+                                Some(304),
+                                exchange,
+                            )
+                            .await;
+                    }
+                    Published::Shared(shared) => {
+                        if let Some(response) =
+                            self.follow(&parts, &shared, modified_outcome, exchange)
+                        {
+                            return Ok(response);
+                        }
+                    }
+                    Published::NotShareable | Published::Abandoned | Published::Pending => {}
+                }
+                None
+            }
+        };
+        match self.revalidate_upstream(&parts, &entry, exchange).await {
+            Ok(Revalidated::NotModified(fresh)) => {
+                if let Some(leader) = leader.as_mut() {
+                    leader.publish(Published::Refreshed(fresh.clone()));
+                }
+                self.serve(
+                    parts,
+                    &fresh,
+                    Outcome::RefreshUnmodified,
+                    Some(304),
+                    exchange,
+                )
+                .await
+            }
+            Ok(Revalidated::Modified(response, _))
+                if response.status() == StatusCode::NOT_MODIFIED =>
+            {
+                // A 304 that does not match what we hold: fetch the whole response.
+                drop(response);
+                self.fetch_from_origin(parts, modified_outcome, leader, exchange)
+                    .await
+            }
+            Ok(Revalidated::Modified(response, request_time)) => {
+                if response.status().is_server_error() {
+                    if stale_ok {
+                        // RFC 5861 §4: stale-if-error.
+                        return self
+                            .serve(parts, &entry, Outcome::RefreshFailOld, None, exchange)
+                            .await;
+                    }
+                    return self.answer_from_origin(
+                        parts,
+                        response,
+                        request_time,
+                        Outcome::RefreshFailErr,
+                        leader,
+                        exchange,
+                    );
+                }
+                self.answer_from_origin(
+                    parts,
+                    response,
+                    request_time,
+                    modified_outcome,
+                    leader,
+                    exchange,
+                )
+            }
+            Err(error) => {
+                if stale_ok {
+                    tracing::debug!(url = %self.url, "serving stale on error: {error}");
+                    return self
+                        .serve(parts, &entry, Outcome::RefreshFailOld, None, exchange)
+                        .await;
+                }
+                exchange.result = Outcome::RefreshFailErr.squid_code();
+                if policy::must_not_serve_stale(&entry.headers) {
+                    // RFC 9111 §5.2.2.2: must-revalidate and no origin → 504.
+                    return Err(ProxyError::RevalidationFailed(error.to_string()));
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// RFC 5861 §3: refresh a stale entry while it is being served.
+    pub(super) fn refresh_in_background(&self, parts: &request::Parts, entry: Arc<Entry>) {
+        let Role::Leader(leader) = self.cache.coalescer.join(&self.url) else {
+            return; // a refresh of this URL is already under way
+        };
+        let parts = upstream_copy(parts, Method::GET);
+        let shared = self.shared.clone();
+        let cache = self.cache.clone();
+        let tasks = self.tasks.clone();
+        let url = self.url.clone();
+        let policy = self.policy;
+        self.tasks.spawn(async move {
+            let ctx = Ctx {
+                shared: &shared,
+                cache: &cache,
+                tasks: &tasks,
+                url,
+                policy,
+            };
+            let mut exchange = Exchange::new(
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                &Method::GET,
+                ctx.url.clone(),
+                std::time::Instant::now(),
+            );
+            let mut leader = leader;
+            match ctx.revalidate_upstream(&parts, &entry, &mut exchange).await {
+                Ok(Revalidated::NotModified(fresh)) => {
+                    leader.publish(Published::Refreshed(fresh));
+                }
+                Ok(Revalidated::Modified(response, request_time))
+                    if !response.status().is_server_error() =>
+                {
+                    // Store the new response; its body is read by the tee alone.
+                    let _ = ctx.answer_from_origin(
+                        parts,
+                        response,
+                        request_time,
+                        Outcome::RefreshModified,
+                        Some(leader),
+                        &mut exchange,
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(url = %ctx.url, "background refresh failed: {e}"),
+            }
+        });
+    }
+}

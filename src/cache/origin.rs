@@ -1,0 +1,355 @@
+//! Going to the origin for the cache: misses (coalesced per URL: one
+//! leader fetches, followers share its response when they may), conditional
+//! revalidation requests, and unsafe methods with their invalidations.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::header::{
+    CONTENT_LENGTH, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE,
+    RANGE,
+};
+use http::{request, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::coalesce::{self, LeaderGuard, Published, Role, SharedResponse};
+use super::entry::Entry;
+use super::outcome::Outcome;
+use super::policy::{self, StoredTimes};
+use super::tee::Fill;
+use super::{key, vary, Ctx, CACHE_STATUS};
+use crate::error::ProxyError;
+use crate::exchange::Exchange;
+use crate::forward;
+use crate::http::body::{self, empty, Body};
+use crate::shared::Shared;
+
+/// Forwards without the cache (no usable key).
+pub(super) async fn pass_through(
+    shared: &Shared,
+    parts: request::Parts,
+    body: Body,
+    exchange: &mut Exchange,
+) -> Result<Response<Body>, ProxyError> {
+    let response = forward::send(shared, parts, body, exchange).await?;
+    let (mut parts, incoming) = response.into_parts();
+    forward::finish(shared, &mut parts);
+    Ok(Response::from_parts(parts, body::boxed(incoming)))
+}
+
+/// A copy of a request head for the origin, without the client's
+/// conditionals and ranges (the cache wants whole, storable answers).
+pub(super) fn upstream_copy(parts: &request::Parts, method: Method) -> request::Parts {
+    let mut copy = Request::new(());
+    *copy.method_mut() = method;
+    *copy.uri_mut() = parts.uri.clone();
+    *copy.version_mut() = parts.version;
+    *copy.headers_mut() = parts.headers.clone();
+    for name in [
+        IF_NONE_MATCH,
+        IF_MODIFIED_SINCE,
+        IF_MATCH,
+        IF_UNMODIFIED_SINCE,
+        IF_RANGE,
+        RANGE,
+    ] {
+        copy.headers_mut().remove(name);
+    }
+    copy.into_parts().0
+}
+
+/// What a revalidation with the origin came to.
+pub(super) enum Revalidated {
+    /// 304: the stored entry, refreshed and stored again.
+    NotModified(Arc<Entry>),
+    /// A new response (status, head and streaming body).
+    Modified(Response<Incoming>, SystemTime),
+}
+
+impl Ctx<'_> {
+    /// Fetches from the origin for a miss and answers (storing when
+    /// allowed), as the leader of the URL's flight or as a follower of it.
+    pub(super) async fn fetch(
+        &self,
+        parts: request::Parts,
+        outcome: Outcome,
+        exchange: &mut Exchange,
+    ) -> Result<Response<Body>, ProxyError> {
+        if parts.headers.contains_key(RANGE) || parts.method == Method::HEAD {
+            // Partial and header-only answers are not stored: pass them through.
+            return self.respond(parts, outcome, None, empty(), exchange).await;
+        }
+        let rx = match self.cache.coalescer.join(&self.url) {
+            Role::Leader(guard) => {
+                return self
+                    .fetch_from_origin(parts, outcome, Some(guard), exchange)
+                    .await
+            }
+            Role::Follower(rx) => rx,
+        };
+        let limit = self.shared.config.cache.lock_timeout;
+        match coalesce::wait(rx, limit).await {
+            Published::Shared(shared) => {
+                if let Some(response) = self.follow(&parts, &shared, outcome, exchange) {
+                    return Ok(response);
+                }
+            }
+            Published::Refreshed(entry) => {
+                exchange.coalesced = true;
+                self.cache.coalescer.count_follower();
+                return self
+                    .serve(
+                        parts,
+                        &entry,
+                        Outcome::RefreshUnmodified,
+                        Some(304),
+                        exchange,
+                    )
+                    .await;
+            }
+            Published::NotShareable | Published::Abandoned | Published::Pending => {}
+        }
+        // Not for us to share, or the leader is gone: on our own.
+        self.fetch_from_origin(parts, outcome, None, exchange).await
+    }
+
+    /// Sends the request for a whole, storable response and answers from it.
+    pub(super) async fn fetch_from_origin(
+        &self,
+        parts: request::Parts,
+        outcome: Outcome,
+        leader: Option<LeaderGuard>,
+        exchange: &mut Exchange,
+    ) -> Result<Response<Body>, ProxyError> {
+        let upstream = upstream_copy(&parts, Method::GET);
+        let request_time = SystemTime::now();
+        let response = forward::send(self.shared, upstream, empty(), exchange).await?;
+        self.answer_from_origin(parts, response, request_time, outcome, leader, exchange)
+    }
+
+    /// Serves a follower from the leader's response as its body arrives,
+    /// unless the response selects another variant than this request's.
+    pub(super) fn follow(
+        &self,
+        parts: &request::Parts,
+        shared: &SharedResponse,
+        outcome: Outcome,
+        exchange: &mut Exchange,
+    ) -> Option<Response<Body>> {
+        if vary::secondary_key(&shared.vary, &parts.headers) != shared.secondary {
+            return None;
+        }
+        let reader = shared.fill.reader()?;
+        let mut response = Response::new(body::boxed(reader));
+        *response.status_mut() = shared.status;
+        *response.headers_mut() = shared.headers.clone();
+        let not_modified =
+            policy::client_conditional(&parts.method, &parts.headers, &shared.headers, None)
+                == policy::Conditional::NotModified;
+        if parts.method == Method::HEAD || (not_modified && shared.status == StatusCode::OK) {
+            if not_modified {
+                *response.status_mut() = StatusCode::NOT_MODIFIED;
+                response.headers_mut().remove(CONTENT_LENGTH);
+            }
+            *response.body_mut() = empty();
+        }
+        exchange.result = outcome.squid_code();
+        exchange.coalesced = true;
+        self.cache.coalescer.count_follower();
+        let value = format!(
+            "{}; collapsed",
+            outcome.cache_status(self.name(), Some(shared.status.as_u16()), false)
+        );
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(CACHE_STATUS.clone(), value);
+        }
+        Some(response)
+    }
+
+    /// Forwards the client's own request as is (no store) and marks it.
+    pub(super) async fn respond(
+        &self,
+        parts: request::Parts,
+        outcome: Outcome,
+        _fwd: Option<u16>,
+        body: Body,
+        exchange: &mut Exchange,
+    ) -> Result<Response<Body>, ProxyError> {
+        exchange.result = outcome.squid_code();
+        let response = forward::send(self.shared, parts, body, exchange).await?;
+        let status = response.status().as_u16();
+        let (mut head, incoming) = response.into_parts();
+        forward::finish(self.shared, &mut head);
+        let mut response = Response::from_parts(head, body::boxed(incoming));
+        self.mark(&mut response, outcome, Some(status), false);
+        Ok(response)
+    }
+
+    /// Turns an origin response into the client's answer, teeing its body
+    /// into the store when a shared cache may keep it.
+    pub(super) fn answer_from_origin(
+        &self,
+        parts: request::Parts,
+        response: Response<Incoming>,
+        request_time: SystemTime,
+        outcome: Outcome,
+        leader: Option<LeaderGuard>,
+        exchange: &mut Exchange,
+    ) -> Result<Response<Body>, ProxyError> {
+        exchange.result = outcome.squid_code();
+        let response_time = SystemTime::now();
+        let (mut head, incoming) = response.into_parts();
+        let status = head.status;
+        let stored_headers = policy::headers_to_store(&head.headers);
+        let vary_names = vary::vary_names(&head.headers);
+        let length = head
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let max = self.shared.config.cache.max_object_size.as_u64();
+        let storable = policy::storability(
+            &Method::GET,
+            &parts.headers,
+            status,
+            &head.headers,
+            &self.policy,
+        )
+        .is_ok()
+            && vary_names.is_some()
+            && length.is_none_or(|n| n <= max);
+        forward::finish(self.shared, &mut head);
+        let not_modified =
+            policy::client_conditional(&parts.method, &parts.headers, &stored_headers, None)
+                == policy::Conditional::NotModified;
+
+        let body = if storable {
+            let fill = Fill::new(length);
+            let reader = fill.reader();
+            let store = self.cache.clone();
+            let url = self.url.clone();
+            let request_headers = parts.headers.clone();
+            let names = vary_names.unwrap_or_default();
+            let mut leader = leader;
+            if let Some(leader) = leader.as_mut() {
+                leader.publish(Published::Shared(Arc::new(SharedResponse {
+                    status,
+                    headers: head.headers.clone(),
+                    fill: fill.clone(),
+                    secondary: vary::secondary_key(&names, &request_headers),
+                    vary: names.clone(),
+                })));
+            }
+            self.tasks.spawn(async move {
+                // The flight (and its late joiners) lasts until the body is in.
+                let _leader = leader;
+                if let Some(body) = fill.run(incoming, max).await {
+                    let entry = Entry {
+                        status,
+                        headers: stored_headers,
+                        times: StoredTimes {
+                            request_time,
+                            response_time,
+                        },
+                        generation: 0,
+                        body,
+                    };
+                    store.store.insert(&url, names, &request_headers, entry);
+                }
+            });
+            match reader {
+                Some(reader) => body::boxed(reader),
+                None => empty(),
+            }
+        } else {
+            if let Some(mut leader) = leader {
+                leader.publish(Published::NotShareable);
+            }
+            if status.is_success() || status.is_redirection() {
+                // The URL now answers with something we may not keep: drop what we had.
+                self.cache.store.invalidate(&self.url);
+            }
+            body::boxed(incoming)
+        };
+        let mut response = Response::from_parts(head, body);
+        if not_modified && status == StatusCode::OK {
+            // The client's conditional matches the new response (RFC 9110 §13.1).
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            response.headers_mut().remove(CONTENT_LENGTH);
+            *response.body_mut() = empty();
+        }
+        self.mark(&mut response, outcome, Some(status.as_u16()), storable);
+        Ok(response)
+    }
+
+    /// Sends a conditional request for a stored entry (RFC 9111 §4.3.1).
+    pub(super) async fn revalidate_upstream(
+        &self,
+        parts: &request::Parts,
+        entry: &Arc<Entry>,
+        exchange: &mut Exchange,
+    ) -> Result<Revalidated, ProxyError> {
+        let mut upstream = upstream_copy(parts, Method::GET);
+        for (name, value) in policy::revalidation_headers(&entry.headers) {
+            if let Some(name) = name {
+                upstream.headers.insert(name, value);
+            }
+        }
+        let request_time = SystemTime::now();
+        let response = forward::send(self.shared, upstream, empty(), exchange).await?;
+        if response.status() == StatusCode::NOT_MODIFIED
+            && policy::validators_match_304(&entry.headers, response.headers())
+        {
+            // RFC 9111 §4.3.4: freshen the stored header fields and keep the body.
+            let mut head = response.into_parts().0;
+            crate::http::hop_by_hop::strip(&mut head.headers);
+            let headers = policy::update_headers_from_304(&entry.headers, &head.headers);
+            let fresh = Entry {
+                status: entry.status,
+                headers,
+                times: StoredTimes {
+                    request_time,
+                    response_time: SystemTime::now(),
+                },
+                generation: 0,
+                body: entry.body.clone(),
+            };
+            if let Some(names) = vary::vary_names(&fresh.headers) {
+                self.cache
+                    .store
+                    .insert(&self.url, names, &parts.headers, fresh.clone());
+            }
+            return Ok(Revalidated::NotModified(Arc::new(fresh)));
+        }
+        Ok(Revalidated::Modified(response, request_time))
+    }
+
+    /// POST, PUT, DELETE, PATCH and unknown methods: forward with the body,
+    /// then invalidate what a successful answer may have changed (§4.4).
+    pub(super) async fn unsafe_method(
+        &self,
+        parts: request::Parts,
+        incoming: Incoming,
+        exchange: &mut Exchange,
+    ) -> Result<Response<Body>, ProxyError> {
+        let method = parts.method.clone();
+        let uri = parts.uri.clone();
+        let response = self
+            .respond(
+                parts,
+                Outcome::Bypass,
+                None,
+                body::boxed(incoming),
+                exchange,
+            )
+            .await?;
+        if policy::invalidates(&method, response.status()) {
+            for target in policy::invalidation_targets(&uri, response.headers()) {
+                if let Some(url) = key::cache_key(&target) {
+                    self.cache.store.invalidate(&url);
+                }
+            }
+        }
+        Ok(response)
+    }
+}
