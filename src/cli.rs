@@ -88,7 +88,12 @@ pub fn main() -> ExitCode {
     };
     if let Some(Command::CheckConfig { path }) = &cli.command {
         let path = path.as_deref().or(cli.config.as_deref());
-        return match load(path, &overrides) {
+        let loaded = load(path, &overrides).and_then(|(config, file)| {
+            // The users file is read too, so that its errors show here.
+            crate::auth::Auth::load(&config.auth, &config.base_dir).map_err(ConfigErrors)?;
+            Ok((config, file))
+        });
+        return match loaded {
             Ok((config, file)) => {
                 let from = file.map_or("built-in defaults".to_owned(), |p| p.display().to_string());
                 println!("config OK ({from}): {}", config.summary());
@@ -142,7 +147,7 @@ async fn serve(config: Config, file: Option<PathBuf>, overrides: Overrides) -> E
     let proxy = match Proxy::new(config, addr) {
         Ok(proxy) => proxy,
         Err(e) => {
-            eprintln!("cachalot: cannot open the cache: {e}");
+            eprintln!("cachalot: {e}");
             return ExitCode::FAILURE;
         }
     };

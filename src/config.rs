@@ -22,7 +22,10 @@ pub struct Config {
     pub server: ServerConfig,
     pub timeouts: Timeouts,
     pub cache: CacheConfig,
+    pub auth: crate::auth::AuthConfig,
+    pub privacy: crate::anonymize::PrivacyConfig,
     pub log: LogConfig,
+    pub acl: Vec<crate::acl::RuleConfig>,
     /// Folder that relative paths are resolved against (not a TOML key).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -224,6 +227,12 @@ impl Config {
             "log.level",
             "is not a level (error, warn, info, debug, trace) or a tracing filter",
         );
+        if let Err(acl) = crate::acl::Rules::compile(&self.acl, !self.auth.users_file.is_empty()) {
+            errors.extend(acl);
+        }
+        if let Err(privacy) = crate::anonymize::Privacy::compile(&self.privacy) {
+            errors.extend(privacy);
+        }
         if errors.is_empty() {
             Ok(())
         } else {

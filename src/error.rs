@@ -34,6 +34,9 @@ pub enum ProxyError {
     /// CONNECT to a port outside `connect_ports`.
     #[error("CONNECT to port {0} is not allowed")]
     ConnectPortDenied(u16),
+    /// The access rules refuse this request; names the deciding rule.
+    #[error("access denied by {0}")]
+    Denied(String),
     /// Our own pseudonym is already in Via.
     #[error("forwarding loop detected: this request has already passed through {0}")]
     Loop(String),
@@ -71,7 +74,7 @@ impl ProxyError {
                 StatusCode::BAD_REQUEST
             }
             ProxyError::UnsupportedScheme(_) => StatusCode::NOT_IMPLEMENTED,
-            ProxyError::ConnectPortDenied(_) => StatusCode::FORBIDDEN,
+            ProxyError::ConnectPortDenied(_) | ProxyError::Denied(_) => StatusCode::FORBIDDEN,
             ProxyError::Loop(_) => StatusCode::LOOP_DETECTED,
             ProxyError::Dns(_)
             | ProxyError::ConnectRefused(_)
@@ -92,6 +95,7 @@ impl ProxyError {
             | ProxyError::BadRequest(_)
             | ProxyError::UnsupportedScheme(_)
             | ProxyError::ConnectPortDenied(_)
+            | ProxyError::Denied(_)
             | ProxyError::Loop(_) => Side::Client,
             ProxyError::Dns(_)
             | ProxyError::ConnectRefused(_)
@@ -111,6 +115,7 @@ impl ProxyError {
             ProxyError::BadTarget(_) | ProxyError::BadRequest(_) => "Bad request",
             ProxyError::UnsupportedScheme(_) => "Scheme not supported",
             ProxyError::ConnectPortDenied(_) => "Port not allowed",
+            ProxyError::Denied(_) => "Access denied",
             ProxyError::Loop(_) => "Forwarding loop",
             ProxyError::Dns(_) => "Unknown host",
             ProxyError::ConnectRefused(_) => "Connection refused",
@@ -127,7 +132,7 @@ impl ProxyError {
     pub fn squid_code(&self) -> &'static str {
         match self.side() {
             Side::Client => match self {
-                ProxyError::ConnectPortDenied(_) => "TCP_DENIED",
+                ProxyError::ConnectPortDenied(_) | ProxyError::Denied(_) => "TCP_DENIED",
                 _ => "NONE_NONE",
             },
             Side::Upstream => "TCP_MISS",

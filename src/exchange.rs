@@ -24,6 +24,8 @@ pub struct Exchange {
     pub status: Option<StatusCode>,
     /// Why the request failed, if it did.
     pub error: Option<String>,
+    /// The authenticated user, if any.
+    pub user: Option<std::sync::Arc<str>>,
     /// Served from another request's origin fetch (request coalescing).
     pub coalesced: bool,
 }
@@ -40,6 +42,7 @@ impl Exchange {
             peer: None,
             status: None,
             error: None,
+            user: None,
             coalesced: false,
         }
     }

@@ -3,12 +3,14 @@
 //! directions; bodies stream through untouched in both directions.
 
 use http::header::{HOST, MAX_FORWARDS};
+use std::net::SocketAddr;
+
 use http::{request, response, HeaderValue, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
-use crate::http::body::{self, Body};
+use crate::http::body::Body;
 use crate::http::max_forwards::{self, MaxForwards};
 use crate::http::target::{host_port, Authority};
 use crate::http::{hop_by_hop, via};
@@ -23,33 +25,16 @@ pub enum Prepared {
     Send(request::Parts),
 }
 
-/// Forwards `request` to `uri` (normalized) and returns the origin's
-/// response with its body still streaming.
-pub async fn forward(
-    shared: &Shared,
-    request: Request<Incoming>,
-    uri: Uri,
-    authority: &Authority,
-    exchange: &mut Exchange,
-) -> Result<Response<Body>, ProxyError> {
-    let (parts, incoming) = request.into_parts();
-    exchange.result = "TCP_MISS";
-    let parts = match prepare(shared, parts, uri, authority)? {
-        Prepared::Answer(response) => return Ok(response),
-        Prepared::Send(parts) => parts,
-    };
-    let response = send(shared, parts, body::boxed(incoming), exchange).await?;
-    let (mut parts, incoming) = response.into_parts();
-    finish(shared, &mut parts);
-    Ok(Response::from_parts(parts, body::boxed(incoming)))
-}
-
 /// Checks and rewrites a client's request head for the origin.
+///
+/// The request goes to `connect_to`, the address the ACL admitted (so that a
+/// second DNS answer cannot send it elsewhere), with Host naming `authority`.
 pub fn prepare(
     shared: &Shared,
     mut parts: request::Parts,
     uri: Uri,
     authority: &Authority,
+    connect_to: SocketAddr,
 ) -> Result<Prepared, ProxyError> {
     let name = shared.config.server.name.as_str();
     // RFC 9110 §7.6.3: our own pseudonym in Via means the request looped.
@@ -75,8 +60,13 @@ pub fn prepare(
     let host = HeaderValue::from_str(&host_port(authority, 80))
         .map_err(|_| ProxyError::BadTarget("host not representable".into()))?;
     parts.headers.insert(HOST, host);
-    via::append(&mut parts.headers, parts.version, name);
-    parts.uri = uri;
+    if shared.privacy.via() {
+        via::append(&mut parts.headers, parts.version, name);
+    }
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = format!("http://{connect_to}{path}")
+        .parse()
+        .map_err(|_| ProxyError::BadTarget(uri.to_string()))?;
     parts.version = Version::HTTP_11;
     Ok(Prepared::Send(parts))
 }
@@ -99,10 +89,12 @@ pub async fn send(
 /// Readies an origin's response head for the client: hop-by-hop out, Via in.
 pub fn finish(shared: &Shared, parts: &mut response::Parts) {
     hop_by_hop::strip(&mut parts.headers);
-    via::append(
-        &mut parts.headers,
-        parts.version,
-        &shared.config.server.name,
-    );
+    if shared.privacy.via() {
+        via::append(
+            &mut parts.headers,
+            parts.version,
+            &shared.config.server.name,
+        );
+    }
     parts.version = Version::HTTP_11;
 }

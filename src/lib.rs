@@ -15,6 +15,9 @@
 //! - orchestration: `pipeline`, `shared`
 //! - process: `server::*`, `cli`
 
+pub mod acl;
+pub mod anonymize;
+pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -1,6 +1,7 @@
 //! Shared state: an immutable snapshot built from one validated config
-//! (swapped whole on SIGHUP), and the long-lived proxy that holds it along
-//! with what must outlive a reload (background tasks, the bound address).
+//! (compiled ACL, users, privacy, upstream client), swapped whole on SIGHUP,
+//! and the long-lived proxy that holds it along with what must outlive a
+//! reload (the cache, background tasks, the bound address).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,26 +9,49 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio_util::task::TaskTracker;
 
+use crate::acl::Rules;
+use crate::anonymize::Privacy;
+use crate::auth::Auth;
 use crate::cache::disk::DiskError;
 use crate::cache::Cache;
-use crate::config::Config;
+use crate::config::{Config, ConfigErrors};
 use crate::upstream::Upstream;
 
 /// Everything a request needs that derives from the configuration.
 pub struct Shared {
     pub config: Arc<Config>,
     pub upstream: Upstream,
+    pub acl: Rules,
+    pub privacy: Privacy,
+    /// Basic authentication, when `[auth] users_file` is set.
+    pub auth: Option<Auth>,
 }
 
 impl Shared {
-    /// Builds a snapshot from a validated configuration.
-    pub fn new(config: Config) -> Shared {
+    /// Builds a snapshot from a validated configuration (reads the users file).
+    pub fn new(config: Config) -> Result<Shared, ConfigErrors> {
+        let auth_on = !config.auth.users_file.is_empty();
+        let acl = Rules::compile(&config.acl, auth_on).map_err(ConfigErrors)?;
+        let privacy = Privacy::compile(&config.privacy).map_err(ConfigErrors)?;
+        let auth = Auth::load(&config.auth, &config.base_dir).map_err(ConfigErrors)?;
         let upstream = Upstream::new(&config);
-        Shared {
+        Ok(Shared {
             config: Arc::new(config),
             upstream,
-        }
+            acl,
+            privacy,
+            auth,
+        })
     }
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration refused:\n{0}")]
+    Config(#[from] ConfigErrors),
+    #[error("cannot open the cache: {0}")]
+    Cache(#[from] DiskError),
 }
 
 /// The running proxy.
@@ -43,10 +67,11 @@ pub struct Proxy {
 
 impl Proxy {
     /// A proxy serving `config`, listening on `listen_addr`; opens the cache.
-    pub fn new(config: Config, listen_addr: SocketAddr) -> Result<Arc<Proxy>, DiskError> {
+    pub fn new(config: Config, listen_addr: SocketAddr) -> Result<Arc<Proxy>, StartError> {
         let cache = Arc::new(Cache::open(&config)?);
+        let shared = Shared::new(config)?;
         Ok(Arc::new(Proxy {
-            current: ArcSwap::from_pointee(Shared::new(config)),
+            current: ArcSwap::from_pointee(shared),
             tasks: TaskTracker::new(),
             listen_addr,
             cache,
@@ -58,12 +83,14 @@ impl Proxy {
         self.current.load_full()
     }
 
-    /// Installs a new configuration; in-flight requests keep the old one.
-    pub fn reload(&self, config: Config) {
+    /// Installs a new configuration, or keeps the running one and says why.
+    /// In-flight requests finish with the snapshot they started with.
+    pub fn reload(&self, config: Config) -> Result<(), ConfigErrors> {
         let old = self.current();
-        if config.cache.dir != old.config.cache.dir
-            || config.cache.memory_size != old.config.cache.memory_size
-            || config.cache.disk_size != old.config.cache.disk_size
+        let c = &config.cache;
+        if c.dir != old.config.cache.dir
+            || c.memory_size != old.config.cache.memory_size
+            || c.disk_size != old.config.cache.disk_size
         {
             tracing::warn!(
                 "cache.dir, cache.memory_size and cache.disk_size take effect at restart"
@@ -75,6 +102,17 @@ impl Proxy {
                 self.listen_addr
             );
         }
-        self.current.store(Arc::new(Shared::new(config)));
+        self.current.store(Arc::new(Shared::new(config)?));
+        Ok(())
+    }
+
+    /// True when `addr` is this proxy's own listening socket (a loop).
+    pub fn is_own_address(&self, addr: SocketAddr) -> bool {
+        let (ip, own) = (addr.ip().to_canonical(), self.listen_addr);
+        if addr.port() != own.port() {
+            return false;
+        }
+        let own_ip = own.ip().to_canonical();
+        ip == own_ip || (own_ip.is_unspecified() && (ip.is_loopback() || ip.is_unspecified()))
     }
 }

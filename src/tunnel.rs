@@ -1,8 +1,9 @@
-//! CONNECT tunnels: open a TCP connection to the requested authority, answer
+//! CONNECT tunnels: open a TCP connection to the admitted address, answer
 //! `200 Connection established`, then copy bytes both ways until both sides
 //! are done (half-close respected) or the tunnel sits idle too long.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,7 +20,6 @@ use tokio_util::task::TaskTracker;
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::http::body::{empty, Body};
-use crate::http::target::Authority;
 use crate::http::via;
 use crate::shared::Shared;
 
@@ -29,21 +29,16 @@ pub async fn open(
     shared: &Shared,
     tasks: &TaskTracker,
     request: Request<Incoming>,
-    authority: &Authority,
+    connect_to: SocketAddr,
     exchange: &mut Exchange,
 ) -> Result<Response<Body>, ProxyError> {
     let config = &shared.config;
-    if !config.server.connect_ports.contains(&authority.port) {
-        return Err(ProxyError::ConnectPortDenied(authority.port));
-    }
     if via::contains(request.headers(), &config.server.name) {
         return Err(ProxyError::Loop(config.server.name.clone()));
     }
     exchange.result = "TCP_TUNNEL";
-    let (origin, peer) = shared
-        .upstream
-        .connect(&authority.host.connect_name(), authority.port)
-        .await?;
+    let origin = shared.upstream.connect(connect_to).await?;
+    let peer = connect_to;
     exchange.peer = Some(peer);
     let idle = config.timeouts.tunnel_idle;
     tasks.spawn(async move {

@@ -205,13 +205,29 @@ impl Upstream {
         }
     }
 
-    /// Opens a raw TCP connection (for CONNECT tunnels).
-    pub async fn connect(
-        &self,
-        host: &str,
-        port: u16,
-    ) -> Result<(TcpStream, SocketAddr), ProxyError> {
-        Ok(connect_tcp(host, port, self.connect_timeout).await?)
+    /// Resolves a destination within the connect deadline; IPv4 first, so
+    /// that hosts without IPv6 routes still reach dual-stack origins.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, ProxyError> {
+        let lookup = tokio::net::lookup_host((host, port));
+        let mut addrs: Vec<SocketAddr> =
+            match tokio::time::timeout(self.connect_timeout, lookup).await {
+                Err(_) => return Err(ProxyError::ConnectTimeout(host.to_owned())),
+                Ok(Err(_)) => return Err(ProxyError::Dns(host.to_owned())),
+                Ok(Ok(addrs)) => addrs.collect(),
+            };
+        if addrs.is_empty() {
+            return Err(ProxyError::Dns(host.to_owned()));
+        }
+        addrs.sort_by_key(|a| a.is_ipv6());
+        Ok(addrs)
+    }
+
+    /// Opens a raw TCP connection to an admitted address (CONNECT tunnels).
+    pub async fn connect(&self, addr: SocketAddr) -> Result<TcpStream, ProxyError> {
+        let host = addr.ip().to_string();
+        Ok(connect_tcp(&host, addr.port(), self.connect_timeout)
+            .await?
+            .0)
     }
 
     /// Sends a request (absolute URI) and waits for the response head.

@@ -104,7 +104,9 @@ impl Ctx<'_> {
                     outcome
                 };
                 exchange.result = outcome.squid_code();
-                via::append(response.headers_mut(), http::Version::HTTP_11, self.name());
+                if self.shared.privacy.via() {
+                    via::append(response.headers_mut(), http::Version::HTTP_11, self.name());
+                }
                 self.mark(&mut response, outcome, fwd_status, false);
                 Ok(response)
             }
@@ -265,6 +267,7 @@ impl Ctx<'_> {
         let cache = self.cache.clone();
         let tasks = self.tasks.clone();
         let url = self.url.clone();
+        let target = self.target.clone();
         let policy = self.policy;
         self.tasks.spawn(async move {
             let ctx = Ctx {
@@ -272,6 +275,7 @@ impl Ctx<'_> {
                 cache: &cache,
                 tasks: &tasks,
                 url,
+                target,
                 policy,
             };
             let mut exchange = Exchange::new(

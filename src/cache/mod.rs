@@ -31,6 +31,7 @@ pub mod vary;
 #[cfg(test)]
 mod robustness_tests;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::header::HeaderName;
@@ -82,7 +83,17 @@ struct Ctx<'a> {
     cache: &'a Arc<Cache>,
     tasks: &'a TaskTracker,
     url: String,
+    /// The request's normalized absolute URI (named host, not the address).
+    target: Uri,
     policy: PolicyConfig,
+}
+
+/// Where a request goes: its normalized URI (the cache key), its authority
+/// (the Host field) and the address the access rules admitted.
+pub struct Destination {
+    pub uri: Uri,
+    pub authority: Authority,
+    pub connect_to: SocketAddr,
 }
 
 /// Answers an `http://` request through the cache.
@@ -91,17 +102,23 @@ pub async fn handle(
     cache: &Arc<Cache>,
     tasks: &TaskTracker,
     request: Request<Incoming>,
-    uri: Uri,
-    authority: &Authority,
+    destination: Destination,
     exchange: &mut Exchange,
 ) -> Result<Response<Body>, ProxyError> {
+    let Destination {
+        uri,
+        authority,
+        connect_to,
+    } = destination;
     let (parts, incoming) = request.into_parts();
+    let url = key::cache_key(&uri);
+    let target = uri.clone();
     exchange.result = Outcome::Bypass.squid_code();
-    let parts = match forward::prepare(shared, parts, uri, authority)? {
+    let parts = match forward::prepare(shared, parts, uri, &authority, connect_to)? {
         Prepared::Answer(response) => return Ok(response),
         Prepared::Send(parts) => parts,
     };
-    let Some(url) = key::cache_key(&parts.uri) else {
+    let Some(url) = url else {
         return origin::pass_through(shared, parts, body::boxed(incoming), exchange).await;
     };
     let ctx = Ctx {
@@ -109,6 +126,7 @@ pub async fn handle(
         cache,
         tasks,
         url,
+        target,
         policy: PolicyConfig {
             heuristic_fraction: shared.config.cache.heuristic_fraction,
             heuristic_max: shared.config.cache.heuristic_max,

@@ -333,7 +333,7 @@ impl Ctx<'_> {
         exchange: &mut Exchange,
     ) -> Result<Response<Body>, ProxyError> {
         let method = parts.method.clone();
-        let uri = parts.uri.clone();
+        let uri = self.target.clone();
         let response = self
             .respond(
                 parts,

@@ -35,11 +35,8 @@ where
     };
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            match load() {
-                Ok(config) => {
-                    proxy.reload(config);
-                    tracing::info!("configuration reloaded");
-                }
+            match load().and_then(|config| proxy.reload(config)) {
+                Ok(()) => tracing::info!("configuration reloaded"),
                 Err(errors) => {
                     for e in &errors.0 {
                         tracing::error!("reload refused: {e}");
