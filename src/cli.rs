@@ -38,6 +38,11 @@ pub enum Command {
         /// File to check [default: --config, else ./config.toml, else built-in defaults]
         path: Option<PathBuf>,
     },
+    /// Work on the disk cache of a stopped proxy
+    #[command(subcommand)]
+    Cache(crate::server::cache_tool::CacheCommand),
+    /// Hit ratios and traffic breakdowns from Squid-native access logs
+    Stats(crate::stats::StatsArgs),
 }
 
 /// Command-line values that override the file.
@@ -86,6 +91,22 @@ pub fn main() -> ExitCode {
         listen: cli.listen,
         cache_dir: cli.cache_dir.clone(),
     };
+    if let Some(Command::Stats(args)) = &cli.command {
+        return crate::stats::run(args);
+    }
+    if let Some(Command::Cache(command)) = &cli.command {
+        return match load(cli.config.as_deref(), &overrides) {
+            Ok((config, _)) => crate::server::cache_tool::run(
+                command,
+                &config.resolve(&config.cache.dir),
+                config.cache.disk_size.as_u64(),
+            ),
+            Err(errors) => {
+                eprintln!("config invalid:\n{errors}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::CheckConfig { path }) = &cli.command {
         let path = path.as_deref().or(cli.config.as_deref());
         let loaded = load(path, &overrides).and_then(|(config, file)| {
@@ -144,6 +165,16 @@ async fn serve(config: Config, file: Option<PathBuf>, overrides: Overrides) -> E
         file.as_ref()
             .map_or("built-in defaults".to_owned(), |p| p.display().to_string())
     );
+    let admin = match config.admin.listen_addr() {
+        Some(admin_addr) => match TcpListener::bind(admin_addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("cachalot: cannot listen on admin.listen {admin_addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let proxy = match Proxy::new(config, addr) {
         Ok(proxy) => proxy,
         Err(e) => {
@@ -154,8 +185,21 @@ async fn serve(config: Config, file: Option<PathBuf>, overrides: Overrides) -> E
     server::signals::reload_on_sighup(proxy.clone(), move || {
         load(file.as_deref(), &overrides).map(|(config, _)| config)
     });
+    server::signals::reopen_log_on_sigusr1(proxy.clone());
+    let stop_admin = tokio_util::sync::CancellationToken::new();
+    if let Some(admin) = admin {
+        tracing::info!(
+            "admin listener on {}",
+            admin.local_addr().map_or(String::new(), |a| a.to_string())
+        );
+        let stop = stop_admin.clone();
+        tokio::spawn(server::admin::run(admin, proxy.clone(), async move {
+            stop.cancelled().await
+        }));
+    }
     server::run(listener, proxy.clone(), server::signals::shutdown()).await;
-    proxy.cache.store.close();
+    stop_admin.cancel();
+    proxy.close();
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }

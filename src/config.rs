@@ -25,6 +25,7 @@ pub struct Config {
     pub auth: crate::auth::AuthConfig,
     pub privacy: crate::anonymize::PrivacyConfig,
     pub log: LogConfig,
+    pub admin: AdminConfig,
     pub acl: Vec<crate::acl::RuleConfig>,
     /// Folder that relative paths are resolved against (not a TOML key).
     #[serde(skip)]
@@ -82,6 +83,23 @@ pub struct CacheConfig {
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub level: String,
+    pub access: String,
+    pub format: crate::access_log::Format,
+}
+
+/// `[admin]`: the metrics listener and who may purge.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub listen: String,
+    pub purge_from: Vec<ipnet::IpNet>,
+}
+
+impl AdminConfig {
+    /// The admin address, when the listener is on.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen.parse().ok()
+    }
 }
 
 /// One problem with a configuration, naming the key it concerns.
@@ -226,6 +244,11 @@ impl Config {
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
             "log.level",
             "is not a level (error, warn, info, debug, trace) or a tracing filter",
+        );
+        check(
+            self.admin.listen.is_empty() || self.admin.listen_addr().is_some(),
+            "admin.listen",
+            "must be empty (off) or an address such as \"127.0.0.1:9090\"",
         );
         if let Err(acl) = crate::acl::Rules::compile(&self.acl, !self.auth.users_file.is_empty()) {
             errors.extend(acl);

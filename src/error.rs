@@ -108,6 +108,20 @@ impl ProxyError {
         }
     }
 
+    /// Metrics label of an upstream failure.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProxyError::Dns(_) => "dns",
+            ProxyError::ConnectRefused(_) => "refused",
+            ProxyError::ConnectFailed(..) => "connect",
+            ProxyError::ConnectTimeout(_) => "connect_timeout",
+            ProxyError::ResponseTimeout(_) => "response_timeout",
+            ProxyError::UpstreamReset(_) => "reset",
+            ProxyError::RevalidationFailed(_) => "revalidation",
+            _ => "other",
+        }
+    }
+
     /// Short title for the error page.
     pub fn title(&self) -> &'static str {
         match self {

@@ -2,7 +2,7 @@
 //! along, read once at the end by the log. Pure.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::{Method, StatusCode};
 
@@ -13,6 +13,15 @@ pub struct Exchange {
     pub client: SocketAddr,
     /// When the request head was received.
     pub started: Instant,
+    /// The same moment on the wall clock, for the log.
+    pub wall: SystemTime,
+    /// The client's protocol version, e.g. `HTTP/1.1`.
+    pub version: &'static str,
+    /// Referer and User-Agent as the client sent them (combined log format).
+    pub referer: Option<String>,
+    pub user_agent: Option<String>,
+    /// Time from sending to the origin to its response head.
+    pub upstream_time: Option<Duration>,
     pub method: Method,
     /// The request target as received.
     pub target: String,
@@ -36,6 +45,11 @@ impl Exchange {
         Exchange {
             client,
             started: now,
+            wall: SystemTime::now(),
+            version: "HTTP/1.1",
+            referer: None,
+            user_agent: None,
+            upstream_time: None,
             method: method.clone(),
             target,
             result: "NONE_NONE",

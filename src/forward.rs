@@ -78,10 +78,12 @@ pub async fn send(
     body: Body,
     exchange: &mut Exchange,
 ) -> Result<Response<Incoming>, ProxyError> {
+    let sent = std::time::Instant::now();
     let response = shared
         .upstream
         .send(Request::from_parts(parts, body))
         .await?;
+    exchange.upstream_time = Some(sent.elapsed());
     exchange.peer = response.extensions().get::<UpstreamPeer>().map(|p| p.0);
     Ok(response)
 }

@@ -15,6 +15,7 @@
 //! - orchestration: `pipeline`, `shared`
 //! - process: `server::*`, `cli`
 
+pub mod access_log;
 pub mod acl;
 pub mod anonymize;
 pub mod auth;
@@ -25,8 +26,10 @@ pub mod error;
 pub mod exchange;
 pub mod forward;
 pub mod http;
+pub mod metrics;
 pub mod pipeline;
 pub mod server;
 pub mod shared;
+pub mod stats;
 pub mod tunnel;
 pub mod upstream;

@@ -1,21 +1,25 @@
 //! The request path, in order, in one place:
 //! auth → target (parse/normalize) → resolve + ACL (on the address actually
 //! used) → anonymize → CONNECT? tunnel : cache (lookup → upstream → store)
-//! → error page → response privacy → record.
+//! → error page → response privacy → record (logged and counted when the
+//! body is done). `PURGE <url>` from an admin source removes a URL instead.
 //! Each stage is its own module and does not call the next one.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{Method, Request, Response};
+use http::header::{CONTENT_TYPE, REFERER, USER_AGENT};
+use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
+use crate::access_log::finish::Finish;
+use crate::access_log::LogRecord;
 use crate::acl::{Decision, Subject};
 use crate::auth::Verdict;
-use crate::error::ProxyError;
+use crate::error::{ProxyError, Side};
 use crate::exchange::Exchange;
-use crate::http::body::Body;
+use crate::http::body::{self, Body};
 use crate::http::error_page;
 use crate::http::target::{self, Authority, Target};
 use crate::shared::{Proxy, Shared};
@@ -34,27 +38,137 @@ pub async fn handle(
         request.uri().to_string(),
         Instant::now().into_std(),
     );
-    let mut response = match run(&proxy, &shared, client, request, &mut exchange).await {
+    let text = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    exchange.referer = text(REFERER);
+    exchange.user_agent = text(USER_AGENT);
+    if request.version() == Version::HTTP_10 {
+        exchange.version = "HTTP/1.0";
+    }
+    let result = if request.method().as_str() == "PURGE" {
+        purge(&proxy, &shared, client, &request, &mut exchange).await
+    } else {
+        run(&proxy, &shared, client, request, &mut exchange).await
+    };
+    let mut response = match result {
         Ok(response) => response,
         Err(error) => {
             exchange.result = error.squid_code();
             exchange.error = Some(error.to_string());
+            if error.side() == Side::Upstream {
+                proxy.metrics.upstream_error(error.kind());
+            }
             error_page::render(&error, &shared.config.server.name)
         }
     };
     shared.privacy.response(response.headers_mut());
     exchange.status = Some(response.status());
-    tracing::debug!(
-        client = %exchange.client,
-        method = %exchange.method,
-        target = %exchange.target,
-        result = exchange.result,
-        status = response.status().as_u16(),
-        user = exchange.user.as_deref().unwrap_or("-"),
-        error = exchange.error.as_deref().unwrap_or("-"),
-        "request"
-    );
-    response
+    record_when_done(&proxy, response, exchange)
+}
+
+/// Wraps the body so that the request is logged and counted when the last
+/// byte has gone out (or the transfer was aborted).
+fn record_when_done(
+    proxy: &Arc<Proxy>,
+    response: Response<Body>,
+    exchange: Exchange,
+) -> Response<Body> {
+    let (parts, body) = response.into_parts();
+    let head_bytes = 17
+        + parts
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>() as u64;
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let cache_status = parts
+        .headers
+        .get("cache-status")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let proxy = proxy.clone();
+    let on_finish = Box::new(move |body_bytes: u64, complete: bool| {
+        let hit = crate::metrics::is_hit(exchange.result);
+        let tunnel = exchange.result == "TCP_TUNNEL";
+        let record = LogRecord {
+            time: exchange.wall,
+            elapsed: exchange.started.elapsed(),
+            client: exchange.client.ip(),
+            result: exchange.result,
+            aborted: !complete && !tunnel,
+            status: exchange.status.map_or(0, |s| s.as_u16()),
+            bytes: head_bytes + body_bytes,
+            method: exchange.method.to_string(),
+            url: exchange.target,
+            version: exchange.version,
+            user: exchange.user,
+            peer: exchange.peer,
+            content_type,
+            cache_status,
+            coalesced: exchange.coalesced,
+            upstream_time: exchange.upstream_time,
+            bytes_from_origin: if hit || exchange.coalesced || exchange.peer.is_none() {
+                0
+            } else {
+                body_bytes
+            },
+            referer: exchange.referer,
+            user_agent: exchange.user_agent,
+            error: exchange.error,
+        };
+        proxy
+            .metrics
+            .request(&record.code(), record.bytes, record.bytes_from_origin);
+        if let Some(log) = &proxy.log {
+            log.log(record);
+        }
+    });
+    Response::from_parts(parts, body::boxed(Finish::new(body, on_finish)))
+}
+
+/// `PURGE <url>`: removes every stored variant of the URL; admin sources only.
+async fn purge(
+    proxy: &Proxy,
+    shared: &Shared,
+    client: SocketAddr,
+    request: &Request<Incoming>,
+    exchange: &mut Exchange,
+) -> Result<Response<Body>, ProxyError> {
+    let ip = client.ip().to_canonical();
+    if !shared
+        .config
+        .admin
+        .purge_from
+        .iter()
+        .any(|n| n.contains(&ip))
+    {
+        return Err(ProxyError::Denied(
+            "admin.purge_from (PURGE is for admins)".into(),
+        ));
+    }
+    let Target::Http { uri, .. } = target::classify(&Method::GET, request.uri())? else {
+        return Err(ProxyError::BadTarget("PURGE needs an http:// URL".into()));
+    };
+    let url = cache::key::cache_key(&uri).ok_or_else(|| ProxyError::BadTarget(uri.to_string()))?;
+    let found = proxy.cache.store.purge(&url).await;
+    exchange.result = "NONE_NONE";
+    let (status, detail) = if found {
+        (StatusCode::OK, "The URL was removed from the cache.")
+    } else {
+        (StatusCode::NOT_FOUND, "The URL was not in the cache.")
+    };
+    let mut response = error_page::page(status, "Purge", detail, &shared.config.server.name);
+    *response.status_mut() = status;
+    Ok(response)
 }
 
 async fn run(
@@ -89,7 +203,15 @@ async fn run(
     let request = Request::from_parts(parts, body);
     match target {
         Target::Connect(_) => {
-            tunnel::open(shared, &proxy.tasks, request, connect_to, exchange).await
+            tunnel::open(
+                shared,
+                &proxy.tasks,
+                &proxy.metrics,
+                request,
+                connect_to,
+                exchange,
+            )
+            .await
         }
         Target::Http { uri, authority } => {
             let destination = cache::Destination {
@@ -127,6 +249,11 @@ async fn admit(
         .await?;
     let mut denied_by = None;
     for addr in addrs {
+        if proxy.is_admin_address(addr) {
+            return Err(ProxyError::Denied(
+                "the admin listener (not reachable through the proxy)".into(),
+            ));
+        }
         if proxy.is_own_address(addr) {
             return Err(ProxyError::Loop(format!(
                 "{} (the destination is this proxy)",

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio_util::task::TaskTracker;
 
+use crate::access_log::AccessLog;
 use crate::acl::Rules;
 use crate::anonymize::Privacy;
 use crate::auth::Auth;
 use crate::cache::disk::DiskError;
 use crate::cache::Cache;
 use crate::config::{Config, ConfigErrors};
+use crate::metrics::Metrics;
 use crate::upstream::Upstream;
 
 /// Everything a request needs that derives from the configuration.
@@ -52,6 +54,8 @@ pub enum StartError {
     Config(#[from] ConfigErrors),
     #[error("cannot open the cache: {0}")]
     Cache(#[from] DiskError),
+    #[error("cannot open the access log {0}: {1}")]
+    Log(String, std::io::Error),
 }
 
 /// The running proxy.
@@ -63,18 +67,36 @@ pub struct Proxy {
     pub listen_addr: SocketAddr,
     /// The shared cache; opened once, kept across reloads.
     pub cache: Arc<Cache>,
+    /// The access log (None when `log.access` is empty); fixed at start.
+    pub log: Option<AccessLog>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Proxy {
     /// A proxy serving `config`, listening on `listen_addr`; opens the cache.
     pub fn new(config: Config, listen_addr: SocketAddr) -> Result<Arc<Proxy>, StartError> {
         let cache = Arc::new(Cache::open(&config)?);
+        let log = match config.log.access.as_str() {
+            "" => None,
+            "-" => Some(AccessLog::start(
+                std::path::Path::new("-"),
+                config.log.format,
+            )),
+            path => Some(AccessLog::start(
+                &config.resolve(std::path::Path::new(path)),
+                config.log.format,
+            )),
+        }
+        .transpose()
+        .map_err(|e| StartError::Log(config.log.access.clone(), e))?;
         let shared = Shared::new(config)?;
         Ok(Arc::new(Proxy {
             current: ArcSwap::from_pointee(shared),
             tasks: TaskTracker::new(),
             listen_addr,
             cache,
+            log,
+            metrics: Arc::new(Metrics::default()),
         }))
     }
 
@@ -108,11 +130,33 @@ impl Proxy {
 
     /// True when `addr` is this proxy's own listening socket (a loop).
     pub fn is_own_address(&self, addr: SocketAddr) -> bool {
-        let (ip, own) = (addr.ip().to_canonical(), self.listen_addr);
-        if addr.port() != own.port() {
-            return false;
-        }
-        let own_ip = own.ip().to_canonical();
-        ip == own_ip || (own_ip.is_unspecified() && (ip.is_loopback() || ip.is_unspecified()))
+        same_socket(addr, self.listen_addr)
     }
+
+    /// True when `addr` is the admin listener's socket.
+    pub fn is_admin_address(&self, addr: SocketAddr) -> bool {
+        self.current()
+            .config
+            .admin
+            .listen_addr()
+            .is_some_and(|admin| same_socket(addr, admin))
+    }
+
+    /// Writes what is pending (log lines, disk writes) before exit.
+    pub fn close(&self) {
+        if let Some(log) = &self.log {
+            log.close();
+        }
+        self.cache.store.close();
+    }
+}
+
+/// Whether connecting to `addr` reaches the socket listening on `listen`.
+fn same_socket(addr: SocketAddr, listen: SocketAddr) -> bool {
+    let ip = addr.ip().to_canonical();
+    if addr.port() != listen.port() {
+        return false;
+    }
+    let own = listen.ip().to_canonical();
+    ip == own || (own.is_unspecified() && (ip.is_loopback() || ip.is_unspecified()))
 }

@@ -21,6 +21,7 @@ use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::http::body::{empty, Body};
 use crate::http::via;
+use crate::metrics::Metrics;
 use crate::shared::Shared;
 
 /// Opens the tunnel's origin side and schedules the splice once hyper hands
@@ -28,6 +29,7 @@ use crate::shared::Shared;
 pub async fn open(
     shared: &Shared,
     tasks: &TaskTracker,
+    metrics: &Arc<Metrics>,
     request: Request<Incoming>,
     connect_to: SocketAddr,
     exchange: &mut Exchange,
@@ -41,7 +43,11 @@ pub async fn open(
     let peer = connect_to;
     exchange.peer = Some(peer);
     let idle = config.timeouts.tunnel_idle;
+    let metrics = metrics.clone();
     tasks.spawn(async move {
+        metrics
+            .tunnels
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match hyper::upgrade::on(request).await {
             Ok(upgraded) => match splice(TokioIo::new(upgraded), origin, idle).await {
                 Ok((up, down)) => tracing::debug!(%peer, up, down, "tunnel closed"),
@@ -49,6 +55,9 @@ pub async fn open(
             },
             Err(e) => tracing::debug!(%peer, "client left before the tunnel opened: {e}"),
         }
+        metrics
+            .tunnels
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     });
     let mut response = Response::new(empty());
     *response.status_mut() = StatusCode::OK;

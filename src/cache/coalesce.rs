@@ -3,8 +3,10 @@
 //! followers) wait for what it publishes: a shareable response whose body
 //! they read as it arrives (late joiners from byte 0), a refreshed entry, or
 //! word that the response may not be shared, in which case each follower
-//! goes to the origin on its own. A leader dropped before publishing tells
-//! its followers it is gone; they never hang (see [`wait`]).
+//! goes to the origin on its own. A follower whose request selects another
+//! variant than the leader's (Vary) waits once more, on its variant's own
+//! flight ([`variant_key`]). A leader dropped before publishing tells its
+//! followers it is gone; they never hang (see [`wait`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +18,7 @@ use tokio::sync::watch;
 
 use super::entry::Entry;
 use super::tee::Fill;
+use super::vary;
 
 /// A response the leader may share, as the client sees its head.
 pub struct SharedResponse {
@@ -36,12 +39,34 @@ pub enum Published {
     Pending,
     /// A shareable response, its body still arriving.
     Shared(Arc<SharedResponse>),
-    /// The origin confirmed the stored entry (304); here it is, refreshed.
-    Refreshed(Arc<Entry>),
+    /// The origin confirmed the stored entry (304); here it is, refreshed,
+    /// with the secondary key of the leader's request: it is that variant.
+    Refreshed {
+        entry: Arc<Entry>,
+        secondary: String,
+    },
     /// The response may not be shared (private, no-store, too large...).
     NotShareable,
     /// The leader failed or went away before it had a response.
     Abandoned,
+}
+
+impl Published {
+    /// A refreshed entry, the variant selected by `request` (the leader's).
+    pub fn refreshed(entry: Arc<Entry>, request: &HeaderMap) -> Published {
+        let names = vary::vary_names(&entry.headers).unwrap_or_default();
+        Published::Refreshed {
+            secondary: vary::secondary_key(&names, request),
+            entry,
+        }
+    }
+}
+
+/// The flight key of one variant of `url`: followers whose request selects
+/// another variant than the leader's wait there for their own leader.
+/// (A URL key never holds a newline, so the two kinds never collide.)
+pub fn variant_key(url: &str, secondary: &str) -> String {
+    format!("{url}\n{secondary}")
 }
 
 struct Flight {

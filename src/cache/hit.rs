@@ -8,9 +8,9 @@ use std::time::SystemTime;
 use http::{request, HeaderValue, Method, Response, StatusCode};
 
 use super::cache_control::CacheControl;
-use super::coalesce::{self, Published, Role};
+use super::coalesce::{Published, Role};
 use super::entry::Entry;
-use super::origin::{upstream_copy, Revalidated};
+use super::origin::{upstream_copy, Followed, Revalidated};
 use super::outcome::Outcome;
 use super::policy::{self, Verdict};
 use super::serve::{self, Served};
@@ -163,13 +163,23 @@ impl Ctx<'_> {
         };
         // Revalidations of one URL are coalesced like misses: one conditional request.
         let mut leader = match self.cache.coalescer.join(&self.url) {
-            Role::Leader(guard) => Some(guard),
+            Role::Leader(guard) => {
+                if let Some(found) = self.stored_meanwhile(&parts).await {
+                    drop(guard);
+                    let outcome = Self::hit_outcome(&found);
+                    return self
+                        .serve(parts, &found.entry, outcome, None, exchange)
+                        .await;
+                }
+                Some(guard)
+            }
             Role::Follower(rx) => {
-                let limit = self.shared.config.cache.lock_timeout;
-                match coalesce::wait(rx, limit).await {
-                    Published::Refreshed(fresh) => {
-                        exchange.coalesced = true;
-                        self.cache.coalescer.count_follower();
+                match self
+                    .follow_flight(rx, &parts, modified_outcome, exchange)
+                    .await
+                {
+                    Followed::Shared(response) => return Ok(response),
+                    Followed::Refreshed(fresh) => {
                         return self
                             .serve(
                                 parts,
@@ -180,22 +190,15 @@ impl Ctx<'_> {
                             )
                             .await;
                     }
-                    Published::Shared(shared) => {
-                        if let Some(response) =
-                            self.follow(&parts, &shared, modified_outcome, exchange)
-                        {
-                            return Ok(response);
-                        }
-                    }
-                    Published::NotShareable | Published::Abandoned | Published::Pending => {}
+                    Followed::Leader(guard) => Some(guard),
+                    Followed::Alone => None,
                 }
-                None
             }
         };
         match self.revalidate_upstream(&parts, &entry, exchange).await {
             Ok(Revalidated::NotModified(fresh)) => {
                 if let Some(leader) = leader.as_mut() {
-                    leader.publish(Published::Refreshed(fresh.clone()));
+                    leader.publish(Published::refreshed(fresh.clone(), &parts.headers));
                 }
                 self.serve(
                     parts,
@@ -287,7 +290,7 @@ impl Ctx<'_> {
             let mut leader = leader;
             match ctx.revalidate_upstream(&parts, &entry, &mut exchange).await {
                 Ok(Revalidated::NotModified(fresh)) => {
-                    leader.publish(Published::Refreshed(fresh));
+                    leader.publish(Published::refreshed(fresh, &parts.headers));
                 }
                 Ok(Revalidated::Modified(response, request_time))
                     if !response.status().is_server_error() =>

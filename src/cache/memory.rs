@@ -46,6 +46,7 @@ impl MemoryTier {
 
     /// Number of records (approximate, as moka counts).
     pub fn entry_count(&self) -> u64 {
+        self.cache.run_pending_tasks();
         self.cache.entry_count()
     }
 

@@ -11,11 +11,13 @@ use http::header::{
 };
 use http::{request, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use tokio::sync::watch;
 
 use super::coalesce::{self, LeaderGuard, Published, Role, SharedResponse};
 use super::entry::Entry;
 use super::outcome::Outcome;
-use super::policy::{self, StoredTimes};
+use super::policy::{self, StoredTimes, Verdict};
+use super::store::{Found, Lookup};
 use super::tee::Fill;
 use super::{key, vary, Ctx, CACHE_STATUS};
 use crate::error::ProxyError;
@@ -58,6 +60,18 @@ pub(super) fn upstream_copy(parts: &request::Parts, method: Method) -> request::
     copy.into_parts().0
 }
 
+/// What became of a follower.
+pub(super) enum Followed {
+    /// Served from the leader's response as it arrives.
+    Shared(Response<Body>),
+    /// The leader refreshed this request's variant: serve it.
+    Refreshed(Arc<Entry>),
+    /// Now the leader of its variant's flight.
+    Leader(LeaderGuard),
+    /// Goes to the origin on its own.
+    Alone,
+}
+
 /// What a revalidation with the origin came to.
 pub(super) enum Revalidated {
     /// 304: the stored entry, refreshed and stored again.
@@ -79,38 +93,108 @@ impl Ctx<'_> {
             // Partial and header-only answers are not stored: pass them through.
             return self.respond(parts, outcome, None, empty(), exchange).await;
         }
-        let rx = match self.cache.coalescer.join(&self.url) {
+        let leader = match self.cache.coalescer.join(&self.url) {
             Role::Leader(guard) => {
-                return self
-                    .fetch_from_origin(parts, outcome, Some(guard), exchange)
-                    .await
-            }
-            Role::Follower(rx) => rx,
-        };
-        let limit = self.shared.config.cache.lock_timeout;
-        match coalesce::wait(rx, limit).await {
-            Published::Shared(shared) => {
-                if let Some(response) = self.follow(&parts, &shared, outcome, exchange) {
-                    return Ok(response);
+                if let Some(found) = self.stored_meanwhile(&parts).await {
+                    drop(guard);
+                    let outcome = Self::hit_outcome(&found);
+                    return self
+                        .serve(parts, &found.entry, outcome, None, exchange)
+                        .await;
                 }
+                Some(guard)
             }
-            Published::Refreshed(entry) => {
-                exchange.coalesced = true;
-                self.cache.coalescer.count_follower();
-                return self
-                    .serve(
-                        parts,
-                        &entry,
-                        Outcome::RefreshUnmodified,
-                        Some(304),
-                        exchange,
-                    )
-                    .await;
+            Role::Follower(rx) => match self.follow_flight(rx, &parts, outcome, exchange).await {
+                Followed::Shared(response) => return Ok(response),
+                Followed::Refreshed(entry) => {
+                    return self
+                        .serve(
+                            parts,
+                            &entry,
+                            Outcome::RefreshUnmodified,
+                            Some(304),
+                            exchange,
+                        )
+                        .await
+                }
+                Followed::Leader(guard) => Some(guard),
+                Followed::Alone => None,
+            },
+        };
+        self.fetch_from_origin(parts, outcome, leader, exchange)
+            .await
+    }
+
+    /// A new leader's second look at the store: the URL's previous flight
+    /// may have ended, its response stored, between this request's lookup
+    /// and its join. A fresh entry found now answers instead of the origin
+    /// (followers that joined in between are told the leader is gone).
+    pub(super) async fn stored_meanwhile(&self, parts: &request::Parts) -> Option<Found> {
+        let Lookup::Hit(found) = self.cache.store.lookup(&self.url, &parts.headers).await else {
+            return None;
+        };
+        let verdict = policy::evaluate(
+            &parts.headers,
+            found.entry.status,
+            &found.entry.headers,
+            &found.entry.times,
+            SystemTime::now(),
+            &self.policy,
+        );
+        matches!(verdict, Verdict::Fresh).then_some(found)
+    }
+
+    /// Waits on the flight of this URL as a follower; when its leader's
+    /// answer is another variant than this request's (RFC 9111 §4.1), waits
+    /// once more on the flight of this request's own variant, where it may
+    /// become the leader: followers of one variant still make one request.
+    pub(super) async fn follow_flight(
+        &self,
+        mut rx: watch::Receiver<Published>,
+        parts: &request::Parts,
+        outcome: Outcome,
+        exchange: &mut Exchange,
+    ) -> Followed {
+        let limit = self.shared.config.cache.lock_timeout;
+        let mut own_variant = false;
+        loop {
+            let names = match coalesce::wait(rx, limit).await {
+                Published::Shared(shared) => {
+                    if let Some(response) = self.follow(parts, &shared, outcome, exchange) {
+                        return Followed::Shared(response);
+                    }
+                    shared.vary.clone()
+                }
+                Published::Refreshed { entry, secondary } => {
+                    let Some(names) = vary::vary_names(&entry.headers) else {
+                        return Followed::Alone;
+                    };
+                    if vary::secondary_key(&names, &parts.headers) == secondary {
+                        exchange.coalesced = true;
+                        self.cache.coalescer.count_follower();
+                        return Followed::Refreshed(entry);
+                    }
+                    names
+                }
+                // Not for us to share, or the leader is gone: on our own.
+                Published::NotShareable | Published::Abandoned | Published::Pending => {
+                    return Followed::Alone
+                }
+            };
+            if own_variant {
+                return Followed::Alone;
             }
-            Published::NotShareable | Published::Abandoned | Published::Pending => {}
+            own_variant = true;
+            let secondary = vary::secondary_key(&names, &parts.headers);
+            rx = match self
+                .cache
+                .coalescer
+                .join(&coalesce::variant_key(&self.url, &secondary))
+            {
+                Role::Leader(guard) => return Followed::Leader(guard),
+                Role::Follower(rx) => rx,
+            };
         }
-        // Not for us to share, or the leader is gone: on our own.
-        self.fetch_from_origin(parts, outcome, None, exchange).await
     }
 
     /// Sends the request for a whole, storable response and answers from it.

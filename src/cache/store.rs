@@ -72,6 +72,9 @@ pub struct Store {
     thread: Mutex<Option<JoinHandle<()>>>,
     dropped: AtomicU64,
     generation: AtomicU64,
+    /// Keys removed while their disk removal may still be queued: a lookup
+    /// must not find them on disk in the meantime.
+    removed: moka::sync::Cache<String, ()>,
 }
 
 fn index_key(url: &str) -> String {
@@ -117,6 +120,10 @@ impl Store {
             thread: Mutex::new(Some(thread)),
             dropped: AtomicU64::new(0),
             generation: AtomicU64::new(seed),
+            removed: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
         })
     }
 
@@ -135,6 +142,9 @@ impl Store {
     async fn get(&self, key: &str) -> Option<(Record, Tier)> {
         if let Some(record) = self.memory.get(key) {
             return Some((record, Tier::Memory));
+        }
+        if self.removed.contains_key(key) {
+            return None;
         }
         let disk = self.disk.clone();
         let owned = key.to_owned();
@@ -183,6 +193,7 @@ impl Store {
                     names: vary_names.clone(),
                     generation,
                 }));
+                self.removed.invalidate(&ikey);
                 self.memory.insert(ikey.clone(), record.clone());
                 self.queue(Write::Put(ikey, record));
                 (generation, vary_names)
@@ -198,8 +209,16 @@ impl Store {
     /// Makes every stored variant of `url` unreachable (RFC 9111 §4.4).
     pub fn invalidate(&self, url: &str) {
         let key = index_key(url);
+        self.removed.insert(key.clone(), ());
         self.memory.remove(&key);
         self.queue(Write::Remove(key));
+    }
+
+    /// Removes `url` (every variant); true when something was stored.
+    pub async fn purge(&self, url: &str) -> bool {
+        let found = self.get(&index_key(url)).await.is_some();
+        self.invalidate(url);
+        found
     }
 
     /// Counters.

@@ -93,6 +93,11 @@ async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let config = proxy.current().config.clone();
+    let metrics = proxy.metrics.clone();
+    metrics
+        .client_connections
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let _open = scopeguard(metrics);
     let activity = Activity::new();
     let io = TokioIo::new(ClientIo::new(stream, activity.clone()));
     let service_activity = activity.clone();
@@ -130,5 +135,20 @@ async fn serve(
     tokio::select! {
         _ = conn.as_mut() => {}
         _ = activity.expired(header, idle) => {}
+    }
+}
+
+/// Decrements the open-connections gauge when the connection task ends.
+struct OpenConnection(Arc<crate::metrics::Metrics>);
+
+fn scopeguard(metrics: Arc<crate::metrics::Metrics>) -> OpenConnection {
+    OpenConnection(metrics)
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0
+            .client_connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -1,6 +1,8 @@
 //! The process around the proxy: the listening socket and its connections,
 //! and the signals that stop or reload it.
 
+pub mod admin;
+pub mod cache_tool;
 pub mod conn;
 pub mod listener;
 pub mod signals;

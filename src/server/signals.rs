@@ -47,3 +47,20 @@ where
         }
     });
 }
+
+/// On every SIGUSR1, asks the access-log writer to reopen its file
+/// (logrotate moves the file, then signals).
+pub fn reopen_log_on_sigusr1(proxy: Arc<Proxy>) {
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+        tracing::error!("cannot install the SIGUSR1 handler; log reopening disabled");
+        return;
+    };
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            if let Some(log) = &proxy.log {
+                log.reopen();
+                tracing::info!("access log reopened");
+            }
+        }
+    });
+}

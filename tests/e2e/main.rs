@@ -12,9 +12,13 @@
 )]
 
 mod cache;
+mod coalesce;
 mod forward;
 mod lifecycle;
 mod limits;
+mod logging;
+mod policy;
 mod scripted;
+mod stats;
 mod support;
 mod tunnel;

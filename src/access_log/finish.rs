@@ -1,0 +1,111 @@
+//! A response body that counts what it hands out and, when it is dropped,
+//! reports the count and whether the body reached its end: the moment a
+//! request is really finished (or aborted), for the log and the metrics.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+
+/// Called once: bytes of body sent, and whether the body ended cleanly.
+pub type OnFinish = Box<dyn FnOnce(u64, bool) + Send>;
+
+/// Wraps a body; calls `on_finish` exactly once, when dropped.
+pub struct Finish<B> {
+    inner: B,
+    bytes: u64,
+    complete: bool,
+    failed: bool,
+    on_finish: Option<OnFinish>,
+}
+
+impl<B: http_body::Body<Data = Bytes>> Finish<B> {
+    pub fn new(inner: B, on_finish: OnFinish) -> Self {
+        let complete = inner.is_end_stream();
+        Finish {
+            inner,
+            bytes: 0,
+            complete,
+            failed: false,
+            on_finish: Some(on_finish),
+        }
+    }
+}
+
+impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for Finish<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
+                // hyper stops polling once a body says it has ended.
+                if self.inner.is_end_stream() && !self.failed {
+                    self.complete = true;
+                }
+            }
+            Poll::Ready(None) => self.complete = !self.failed,
+            Poll::Ready(Some(Err(_))) => {
+                self.failed = true;
+                self.complete = false;
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for Finish<B> {
+    fn drop(&mut self) {
+        if let Some(f) = self.on_finish.take() {
+            f(self.bytes, self.complete);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full};
+    use std::sync::{Arc, Mutex};
+
+    #[tokio::test]
+    async fn reports_bytes_and_completion_once() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let body = Finish::new(
+            Full::new(Bytes::from_static(b"hello")),
+            Box::new(move |n, done| s.lock().unwrap().push((n, done))),
+        );
+        let _ = body.collect().await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![(5, true)]);
+    }
+
+    #[tokio::test]
+    async fn dropped_early_is_incomplete() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let body = Finish::new(
+            Full::new(Bytes::from_static(b"hello")),
+            Box::new(move |n, done| s.lock().unwrap().push((n, done))),
+        );
+        drop(body);
+        assert_eq!(*seen.lock().unwrap(), vec![(0, false)]);
+    }
+}

@@ -1,0 +1,270 @@
+//! The access-log writer: records are handed over through a bounded queue
+//! and formatted and written by one thread with a buffered file, so a
+//! request never waits on the disk. A full queue or a failing disk drops
+//! lines and counts them; the proxy goes on. SIGUSR1 asks for the file to
+//! be reopened (logrotate's convention).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::format::{line, Format, LogRecord};
+
+/// Counters shared with the writer thread.
+#[derive(Default)]
+struct Counters {
+    written: AtomicU64,
+    dropped: AtomicU64,
+    reopen: AtomicBool,
+}
+
+/// Handle to the access log; cheap to share.
+pub struct AccessLog {
+    tx: Mutex<Option<SyncSender<LogRecord>>>,
+    counters: Arc<Counters>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+enum Sink {
+    Stdout(BufWriter<io::Stdout>),
+    File(BufWriter<File>, PathBuf),
+    Broken(PathBuf),
+}
+
+fn open(path: &Path) -> io::Result<BufWriter<File>> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    Ok(BufWriter::with_capacity(64 * 1024, file))
+}
+
+impl AccessLog {
+    /// Starts the writer for `path` (`-` for stdout); fails if the file
+    /// cannot be opened at start (a clear error beats silence).
+    pub fn start(path: &Path, format: Format) -> io::Result<AccessLog> {
+        let sink = if path == Path::new("-") {
+            Sink::Stdout(BufWriter::new(io::stdout()))
+        } else {
+            Sink::File(open(path)?, path.to_path_buf())
+        };
+        let (tx, rx) = sync_channel::<LogRecord>(16 * 1024);
+        let counters = Arc::new(Counters::default());
+        let thread_counters = counters.clone();
+        let thread = std::thread::Builder::new()
+            .name("cachalot-log".into())
+            .spawn(move || run(rx, sink, format, &thread_counters))?;
+        Ok(AccessLog {
+            tx: Mutex::new(Some(tx)),
+            counters,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Queues a record; never blocks (a full queue drops it and counts it).
+    pub fn log(&self, record: LogRecord) {
+        let guard = match self.tx.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(tx) = guard.as_ref() {
+            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(record)
+            {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Asks the writer to reopen its file before the next line.
+    pub fn reopen(&self) {
+        self.counters.reopen.store(true, Ordering::Relaxed);
+    }
+
+    /// Lines written so far.
+    pub fn written(&self) -> u64 {
+        self.counters.written.load(Ordering::Relaxed)
+    }
+
+    /// Lines dropped (queue full or write failure).
+    pub fn dropped(&self) -> u64 {
+        self.counters.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Writes what is queued and stops the writer.
+    pub fn close(&self) {
+        let tx = match self.tx.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        drop(tx);
+        let thread = match self.thread.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn run(rx: Receiver<LogRecord>, mut sink: Sink, format: Format, counters: &Counters) {
+    let mut pending = 0u64;
+    loop {
+        let first = match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(record) => Some(record),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                flush(&mut sink, &mut pending, counters);
+                return;
+            }
+        };
+        if counters.reopen.swap(false, Ordering::Relaxed) {
+            flush(&mut sink, &mut pending, counters);
+            sink = match sink {
+                Sink::File(_, path) | Sink::Broken(path) => reopen(path),
+                stdout => stdout,
+            };
+        }
+        // Write what is queued, then flush once: lines reach the file
+        // promptly without a write per line under load.
+        let mut next = first;
+        while let Some(record) = next {
+            write(&mut sink, format, &record, &mut pending, counters);
+            if pending >= 256 {
+                flush(&mut sink, &mut pending, counters);
+            }
+            next = rx.try_recv().ok();
+        }
+        flush(&mut sink, &mut pending, counters);
+    }
+}
+
+fn write(
+    sink: &mut Sink,
+    format: Format,
+    record: &LogRecord,
+    pending: &mut u64,
+    counters: &Counters,
+) {
+    let mut text = line(format, record);
+    text.push('\n');
+    let ok = match sink {
+        Sink::Stdout(w) => w.write_all(text.as_bytes()).is_ok(),
+        Sink::File(w, _) => w.write_all(text.as_bytes()).is_ok(),
+        Sink::Broken(_) => false,
+    };
+    if ok {
+        *pending += 1;
+    } else {
+        counters.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn reopen(path: PathBuf) -> Sink {
+    match open(&path) {
+        Ok(w) => Sink::File(w, path),
+        Err(e) => {
+            tracing::error!("cannot reopen access log {}: {e}", path.display());
+            Sink::Broken(path)
+        }
+    }
+}
+
+fn flush(sink: &mut Sink, pending: &mut u64, counters: &Counters) {
+    let ok = match sink {
+        Sink::Stdout(w) => w.flush().is_ok(),
+        Sink::File(w, _) => w.flush().is_ok(),
+        Sink::Broken(_) => true,
+    };
+    if ok {
+        counters.written.fetch_add(*pending, Ordering::Relaxed);
+    } else {
+        // A full disk: these lines are lost; count them and carry on. The
+        // file is reopened at the next SIGUSR1 or retry.
+        counters.dropped.fetch_add(*pending, Ordering::Relaxed);
+        if let Sink::File(_, path) = sink {
+            tracing::warn!("access log write failed; dropping lines until it recovers");
+            *sink = Sink::Broken(path.clone());
+            counters.reopen.store(true, Ordering::Relaxed);
+        }
+    }
+    *pending = 0;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+    use std::time::SystemTime;
+
+    fn record(url: &str) -> LogRecord {
+        LogRecord {
+            time: SystemTime::now(),
+            elapsed: Duration::from_millis(3),
+            client: IpAddr::from([127, 0, 0, 1]),
+            result: "TCP_MISS",
+            aborted: false,
+            status: 200,
+            bytes: 10,
+            method: "GET".into(),
+            url: url.into(),
+            version: "HTTP/1.1",
+            user: None,
+            peer: None,
+            content_type: None,
+            cache_status: None,
+            coalesced: false,
+            upstream_time: None,
+            bytes_from_origin: 0,
+            referer: None,
+            user_agent: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn lines_reach_the_file_and_reopen_follows_a_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/access.log");
+        let log = AccessLog::start(&path, Format::Squid).unwrap();
+        log.log(record("http://a/1"));
+        std::thread::sleep(Duration::from_millis(700));
+        std::fs::rename(&path, dir.path().join("logs/access.log.1")).unwrap();
+        log.reopen();
+        log.log(record("http://a/2"));
+        log.close();
+        let old = std::fs::read_to_string(dir.path().join("logs/access.log.1")).unwrap();
+        let new = std::fs::read_to_string(&path).unwrap();
+        assert!(old.contains("http://a/1") && !old.contains("http://a/2"));
+        assert!(new.contains("http://a/2"));
+        assert_eq!(log.written(), 2);
+        assert_eq!(log.dropped(), 0);
+    }
+
+    #[test]
+    fn a_failing_disk_drops_and_counts_lines() {
+        if !Path::new("/dev/full").exists() {
+            return;
+        }
+        let log = AccessLog::start(Path::new("/dev/full"), Format::Squid).unwrap();
+        for i in 0..10 {
+            log.log(record(&format!("http://a/{i}")));
+        }
+        log.close();
+        assert_eq!(log.written(), 0);
+        assert_eq!(log.dropped(), 10);
+    }
+}
