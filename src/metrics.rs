@@ -26,10 +26,38 @@ pub fn is_hit(code: &str) -> bool {
     HIT_CODES.contains(&code)
 }
 
+/// Every result code the proxy logs; counted in fixed slots (no lock).
+const CODES: [&str; 17] = [
+    "TCP_MISS",
+    "TCP_MEM_HIT",
+    "TCP_HIT",
+    "TCP_NEGATIVE_HIT",
+    "TCP_IMS_HIT",
+    "TCP_REFRESH_UNMODIFIED",
+    "TCP_REFRESH_MODIFIED",
+    "TCP_REFRESH_FAIL_OLD",
+    "TCP_REFRESH_FAIL_ERR",
+    "TCP_CLIENT_REFRESH_MISS",
+    "TCP_DENIED",
+    "TCP_TUNNEL",
+    "NONE_NONE",
+    "TCP_INM_HIT",
+    "TCP_SWAPFAIL_MISS",
+    "TCP_OFFLINE_HIT",
+    "OTHER",
+];
+
+/// Requests and bytes for one code, plain and aborted.
+#[derive(Default)]
+struct Slot {
+    requests: [AtomicU64; 2],
+    bytes: [AtomicU64; 2],
+}
+
 /// Process-wide counters.
 #[derive(Default)]
 pub struct Metrics {
-    by_code: Mutex<BTreeMap<String, (u64, u64)>>,
+    by_code: [Slot; CODES.len()],
     requests: AtomicU64,
     hits: AtomicU64,
     bytes_out: AtomicU64,
@@ -41,8 +69,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts one finished request.
-    pub fn request(&self, code: &str, bytes: u64, from_origin: u64) {
+    /// Counts one finished request (`code` without the `_ABORTED` suffix).
+    pub fn request(&self, code: &str, aborted: bool, bytes: u64, from_origin: u64) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
         self.bytes_from_origin
@@ -51,18 +79,14 @@ impl Metrics {
             self.hits.fetch_add(1, Ordering::Relaxed);
             self.hit_bytes.fetch_add(bytes, Ordering::Relaxed);
         }
-        let mut by_code = match self.by_code.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        match by_code.get_mut(code) {
-            Some(entry) => {
-                entry.0 += 1;
-                entry.1 += bytes;
-            }
-            None => {
-                by_code.insert(code.to_owned(), (1, bytes));
-            }
+        let index = CODES
+            .iter()
+            .position(|c| *c == code)
+            .unwrap_or(CODES.len() - 1);
+        if let Some(slot) = self.by_code.get(index) {
+            let a = usize::from(aborted);
+            slot.requests[a].fetch_add(1, Ordering::Relaxed);
+            slot.bytes[a].fetch_add(bytes, Ordering::Relaxed);
         }
     }
 
@@ -90,24 +114,24 @@ impl Metrics {
                 let _ = writeln!(out, "cachalot_{name}{labels} {value}");
             }
         };
-        let by_code = match self.by_code.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
-        let codes: Vec<(String, f64)> = by_code
-            .iter()
-            .map(|(code, (n, _))| (format!("{{code=\"{code}\"}}"), *n as f64))
-            .collect();
+        let mut codes = Vec::new();
+        let mut bytes = Vec::new();
+        for (code, slot) in CODES.iter().zip(&self.by_code) {
+            for (a, suffix) in ["", "_ABORTED"].iter().enumerate() {
+                let n = slot.requests[a].load(Ordering::Relaxed);
+                if n > 0 {
+                    let label = format!("{{code=\"{code}{suffix}\"}}");
+                    codes.push((label.clone(), n as f64));
+                    bytes.push((label, slot.bytes[a].load(Ordering::Relaxed) as f64));
+                }
+            }
+        }
         metric(
             "requests_total",
             "counter",
             "Requests by Squid result code.",
             &codes,
         );
-        let bytes: Vec<(String, f64)> = by_code
-            .iter()
-            .map(|(code, (_, b))| (format!("{{code=\"{code}\"}}"), *b as f64))
-            .collect();
         metric(
             "response_bytes_total",
             "counter",
@@ -227,10 +251,10 @@ mod tests {
     #[test]
     fn ratios_follow_the_hit_definition() {
         let m = Metrics::default();
-        m.request("TCP_MEM_HIT", 300, 0);
-        m.request("TCP_MISS", 100, 100);
-        m.request("TCP_REFRESH_UNMODIFIED_ABORTED", 0, 0);
-        m.request("TCP_TUNNEL", 600, 0);
+        m.request("TCP_MEM_HIT", false, 300, 0);
+        m.request("TCP_MISS", false, 100, 100);
+        m.request("TCP_REFRESH_UNMODIFIED", true, 0, 0);
+        m.request("TCP_TUNNEL", false, 600, 0);
         let text = m.render(&StoreStats::default(), 2, 0);
         assert!(text.contains("cachalot_requests_total{code=\"TCP_MISS\"} 1"));
         assert!(text.contains("cachalot_request_hit_ratio 0.5"), "{text}");

@@ -125,9 +125,12 @@ fn record_when_done(
             user_agent: exchange.user_agent,
             error: exchange.error,
         };
-        proxy
-            .metrics
-            .request(&record.code(), record.bytes, record.bytes_from_origin);
+        proxy.metrics.request(
+            record.result,
+            record.aborted,
+            record.bytes,
+            record.bytes_from_origin,
+        );
         if let Some(log) = &proxy.log {
             log.log(record);
         }

@@ -1,6 +1,7 @@
-//! The access-log writer: records are handed over through a bounded queue
-//! and formatted and written by one thread with a buffered file, so a
-//! request never waits on the disk. A full queue or a failing disk drops
+//! The access-log writer: records are appended to a bounded in-memory batch
+//! (a short uncontended lock, no wake-up per line) that one thread swaps
+//! out, formats and writes through a buffered file at least every 200 ms, so
+//! a request never waits on the disk. A full queue or a failing disk drops
 //! lines and counts them; the proxy goes on. SIGUSR1 asks for the file to
 //! be reopened (logrotate's convention).
 
@@ -8,24 +9,41 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::format::{line, Format, LogRecord};
 
-/// Counters shared with the writer thread.
+/// Records waiting for the writer beyond this many are dropped and counted.
+const CAPACITY: usize = 64 * 1024;
+/// The writer is woken early once this many records wait.
+const WAKE_AT: usize = 4096;
+/// The writer wakes at least this often.
+const PERIOD: Duration = Duration::from_millis(200);
+
+/// The batch and the counters shared with the writer thread.
 #[derive(Default)]
 struct Counters {
     written: AtomicU64,
     dropped: AtomicU64,
     reopen: AtomicBool,
+    closed: AtomicBool,
+    batch: Mutex<Vec<LogRecord>>,
+    wake: Condvar,
+}
+
+impl Counters {
+    fn batch(&self) -> MutexGuard<'_, Vec<LogRecord>> {
+        match self.batch.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
 }
 
 /// Handle to the access log; cheap to share.
 pub struct AccessLog {
-    tx: Mutex<Option<SyncSender<LogRecord>>>,
     counters: Arc<Counters>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -55,30 +73,32 @@ impl AccessLog {
         } else {
             Sink::File(open(path)?, path.to_path_buf())
         };
-        let (tx, rx) = sync_channel::<LogRecord>(16 * 1024);
         let counters = Arc::new(Counters::default());
         let thread_counters = counters.clone();
         let thread = std::thread::Builder::new()
             .name("cachalot-log".into())
-            .spawn(move || run(rx, sink, format, &thread_counters))?;
+            .spawn(move || run(sink, format, &thread_counters))?;
         Ok(AccessLog {
-            tx: Mutex::new(Some(tx)),
             counters,
             thread: Mutex::new(Some(thread)),
         })
     }
 
-    /// Queues a record; never blocks (a full queue drops it and counts it).
+    /// Queues a record; never blocks on I/O (a full batch drops it and counts it).
     pub fn log(&self, record: LogRecord) {
-        let guard = match self.tx.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        if let Some(tx) = guard.as_ref() {
-            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(record)
-            {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        if self.counters.closed.load(Ordering::Relaxed) {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut batch = self.counters.batch();
+        if batch.len() >= CAPACITY {
+            drop(batch);
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        batch.push(record);
+        if batch.len() == WAKE_AT {
+            self.counters.wake.notify_one();
         }
     }
 
@@ -99,11 +119,8 @@ impl AccessLog {
 
     /// Writes what is queued and stops the writer.
     pub fn close(&self) {
-        let tx = match self.tx.lock() {
-            Ok(mut g) => g.take(),
-            Err(p) => p.into_inner().take(),
-        };
-        drop(tx);
+        self.counters.closed.store(true, Ordering::Relaxed);
+        self.counters.wake.notify_one();
         let thread = match self.thread.lock() {
             Ok(mut g) => g.take(),
             Err(p) => p.into_inner().take(),
@@ -120,35 +137,32 @@ impl Drop for AccessLog {
     }
 }
 
-fn run(rx: Receiver<LogRecord>, mut sink: Sink, format: Format, counters: &Counters) {
+fn run(mut sink: Sink, format: Format, counters: &Counters) {
     let mut pending = 0u64;
     loop {
-        let first = match rx.recv_timeout(Duration::from_millis(500)) {
-            Ok(record) => Some(record),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => {
-                flush(&mut sink, &mut pending, counters);
-                return;
+        let records = {
+            let mut batch = counters.batch();
+            if batch.is_empty() && !counters.closed.load(Ordering::Relaxed) {
+                batch = match counters.wake.wait_timeout(batch, PERIOD) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                };
             }
+            std::mem::take(&mut *batch)
         };
         if counters.reopen.swap(false, Ordering::Relaxed) {
-            flush(&mut sink, &mut pending, counters);
             sink = match sink {
                 Sink::File(_, path) | Sink::Broken(path) => reopen(path),
                 stdout => stdout,
             };
         }
-        // Write what is queued, then flush once: lines reach the file
-        // promptly without a write per line under load.
-        let mut next = first;
-        while let Some(record) = next {
-            write(&mut sink, format, &record, &mut pending, counters);
-            if pending >= 256 {
-                flush(&mut sink, &mut pending, counters);
-            }
-            next = rx.try_recv().ok();
+        for record in &records {
+            write(&mut sink, format, record, &mut pending, counters);
         }
         flush(&mut sink, &mut pending, counters);
+        if counters.closed.load(Ordering::Relaxed) && counters.batch().is_empty() {
+            return;
+        }
     }
 }
 

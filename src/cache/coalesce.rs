@@ -6,7 +6,8 @@
 //! goes to the origin on its own. A follower whose request selects another
 //! variant than the leader's (Vary) waits once more, on its variant's own
 //! flight ([`variant_key`]). A leader dropped before publishing tells its
-//! followers it is gone; they never hang (see [`wait`]).
+//! followers it is gone (they join again, once: one of them leads); they
+//! never hang (see [`wait`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -148,27 +149,33 @@ impl LeaderGuard {
 
 impl Drop for LeaderGuard {
     fn drop(&mut self) {
+        {
+            let mut flights = self.coalescer.lock();
+            if flights
+                .get(&self.key)
+                .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+            {
+                flights.remove(&self.key);
+            }
+        }
+        // Only now: a follower told the leader is gone joins again, and must
+        // find a new flight, not this one.
         if !self.published {
             self.flight.tx.send_replace(Published::Abandoned);
-        }
-        let mut flights = self.coalescer.lock();
-        if flights
-            .get(&self.key)
-            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
-        {
-            flights.remove(&self.key);
         }
     }
 }
 
-/// Waits for the leader's word, at most `limit`; a leader that is gone or
-/// too slow counts as [`Published::Abandoned`].
+/// Waits for the leader's word, at most `limit`: a leader that is gone
+/// counts as [`Published::Abandoned`], one still without an answer after
+/// `limit` as [`Published::Pending`].
 pub async fn wait(mut rx: watch::Receiver<Published>, limit: Duration) -> Published {
     let waited =
         tokio::time::timeout(limit, rx.wait_for(|p| !matches!(p, Published::Pending))).await;
     match waited {
         Ok(Ok(published)) => published.clone(),
-        _ => Published::Abandoned,
+        Ok(Err(_)) => Published::Abandoned,
+        Err(_) => Published::Pending,
     }
 }
 
@@ -221,7 +228,7 @@ mod tests {
         };
         assert!(matches!(
             wait(rx, Duration::from_secs(5)).await,
-            Published::Abandoned
+            Published::Pending
         ));
     }
 

@@ -206,6 +206,15 @@ impl DiskTier {
         Ok(())
     }
 
+    /// The keys of every record, read from the small LRU tree (no values).
+    pub fn keys_cheaply(&self) -> impl Iterator<Item = String> + '_ {
+        self.lru
+            .iter()
+            .values()
+            .filter_map(|v| v.ok())
+            .map(|v| String::from_utf8_lossy(v.get(8..).unwrap_or_default()).into_owned())
+    }
+
     /// Every stored key (for tools).
     pub fn keys(&self) -> impl Iterator<Item = String> + '_ {
         self.records

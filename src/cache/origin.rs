@@ -144,10 +144,12 @@ impl Ctx<'_> {
         matches!(verdict, Verdict::Fresh).then_some(found)
     }
 
-    /// Waits on the flight of this URL as a follower; when its leader's
-    /// answer is another variant than this request's (RFC 9111 §4.1), waits
-    /// once more on the flight of this request's own variant, where it may
-    /// become the leader: followers of one variant still make one request.
+    /// Waits on the flight of this URL as a follower, and at most once
+    /// more on another flight: when the leader's answer is another variant
+    /// than this request's (RFC 9111 §4.1), on the flight of this request's
+    /// own variant; when the leader went away without an answer (its client
+    /// left, or its request failed), on the same flight again. There it may
+    /// become the leader, so that the followers still make one request.
     pub(super) async fn follow_flight(
         &self,
         mut rx: watch::Receiver<Published>,
@@ -156,41 +158,38 @@ impl Ctx<'_> {
         exchange: &mut Exchange,
     ) -> Followed {
         let limit = self.shared.config.cache.lock_timeout;
-        let mut own_variant = false;
+        let mut key = self.url.clone();
+        let mut rejoined = false;
         loop {
-            let names = match coalesce::wait(rx, limit).await {
+            key = match coalesce::wait(rx, limit).await {
                 Published::Shared(shared) => {
                     if let Some(response) = self.follow(parts, &shared, outcome, exchange) {
                         return Followed::Shared(response);
                     }
-                    shared.vary.clone()
+                    let secondary = vary::secondary_key(&shared.vary, &parts.headers);
+                    coalesce::variant_key(&self.url, &secondary)
                 }
                 Published::Refreshed { entry, secondary } => {
                     let Some(names) = vary::vary_names(&entry.headers) else {
                         return Followed::Alone;
                     };
-                    if vary::secondary_key(&names, &parts.headers) == secondary {
+                    let ours = vary::secondary_key(&names, &parts.headers);
+                    if ours == secondary {
                         exchange.coalesced = true;
                         self.cache.coalescer.count_follower();
                         return Followed::Refreshed(entry);
                     }
-                    names
+                    coalesce::variant_key(&self.url, &ours)
                 }
-                // Not for us to share, or the leader is gone: on our own.
-                Published::NotShareable | Published::Abandoned | Published::Pending => {
-                    return Followed::Alone
-                }
+                Published::Abandoned => key,
+                // Not for us to share, or the leader is too slow: on our own.
+                Published::NotShareable | Published::Pending => return Followed::Alone,
             };
-            if own_variant {
+            if rejoined {
                 return Followed::Alone;
             }
-            own_variant = true;
-            let secondary = vary::secondary_key(&names, &parts.headers);
-            rx = match self
-                .cache
-                .coalescer
-                .join(&coalesce::variant_key(&self.url, &secondary))
-            {
+            rejoined = true;
+            rx = match self.cache.coalescer.join(&key) {
                 Role::Leader(guard) => return Followed::Leader(guard),
                 Role::Follower(rx) => rx,
             };
@@ -349,7 +348,7 @@ impl Ctx<'_> {
             if let Some(mut leader) = leader {
                 leader.publish(Published::NotShareable);
             }
-            if status.is_success() || status.is_redirection() {
+            if (status.is_success() || status.is_redirection()) && outcome.replaces_stored() {
                 // The URL now answers with something we may not keep: drop what we had.
                 self.cache.store.invalidate(&self.url);
             }

@@ -74,6 +74,15 @@ impl Outcome {
         }
     }
 
+    /// True when a response with this outcome replaces a stored one
+    /// (a revalidation that brought a new response).
+    pub fn replaces_stored(self) -> bool {
+        matches!(
+            self,
+            Outcome::RefreshModified | Outcome::RefreshFailErr | Outcome::ClientRefresh
+        )
+    }
+
     /// True when the response body came from the cache.
     pub fn is_hit(self) -> bool {
         matches!(

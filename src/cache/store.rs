@@ -6,10 +6,12 @@
 //! Keys: `I<url>` holds a URL's [`VaryIndex`]; `E<url>\n<secondary>` holds
 //! one variant, valid only while its generation matches the index's.
 
+use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -75,6 +77,10 @@ pub struct Store {
     /// Keys removed while their disk removal may still be queued: a lookup
     /// must not find them on disk in the meantime.
     removed: moka::sync::Cache<String, ()>,
+    /// Hashes of the URL index keys on disk: a memory miss for a URL never
+    /// stored costs no disk read (a false positive costs one).
+    on_disk: RwLock<HashSet<u64>>,
+    hasher: RandomState,
 }
 
 fn index_key(url: &str) -> String {
@@ -109,6 +115,12 @@ impl Store {
                 }
             })
             .map_err(|e| DiskError::Sled(sled::Error::Io(e)))?;
+        let hasher = RandomState::new();
+        let on_disk = disk
+            .keys_cheaply()
+            .filter(|k| k.starts_with('I'))
+            .map(|k| hasher.hash_one(&k))
+            .collect();
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -124,6 +136,8 @@ impl Store {
                 .max_capacity(100_000)
                 .time_to_live(std::time::Duration::from_secs(60))
                 .build(),
+            on_disk: RwLock::new(on_disk),
+            hasher,
         })
     }
 
@@ -145,6 +159,16 @@ impl Store {
         }
         if self.removed.contains_key(key) {
             return None;
+        }
+        if key.starts_with('I') {
+            let hash = self.hasher.hash_one(key);
+            let known = match self.on_disk.read() {
+                Ok(set) => set.contains(&hash),
+                Err(p) => p.into_inner().contains(&hash),
+            };
+            if !known {
+                return None;
+            }
         }
         let disk = self.disk.clone();
         let owned = key.to_owned();
@@ -195,6 +219,11 @@ impl Store {
                 }));
                 self.removed.invalidate(&ikey);
                 self.memory.insert(ikey.clone(), record.clone());
+                let hash = self.hasher.hash_one(&ikey);
+                match self.on_disk.write() {
+                    Ok(mut set) => set.insert(hash),
+                    Err(p) => p.into_inner().insert(hash),
+                };
                 self.queue(Write::Put(ikey, record));
                 (generation, vary_names)
             }

@@ -155,6 +155,20 @@ async fn all<T: Send + 'static>(what: &str, tasks: Vec<JoinHandle<T>>) -> Vec<T>
     .await
 }
 
+/// Opens `n` client connections to the proxy, 50 at a time: the proxy's
+/// listen backlog (128, tokio's default) drops the SYNs of a larger burst,
+/// and each dropped SYN costs its client a 1 s retransmission.
+async fn connect_all(proxy: SocketAddr, n: usize) -> Vec<Client> {
+    let mut clients = Vec::with_capacity(n);
+    while clients.len() < n {
+        let batch = (clients.len()..n.min(clients.len() + 50))
+            .map(|_| tokio::spawn(Client::connect(proxy)))
+            .collect();
+        clients.extend(all("a batch of connections", batch).await);
+    }
+    clients
+}
+
 /// A GET for `url` carrying one extra header field.
 fn get_with(url: &str, name: &'static str, value: &str) -> Request<TestBody> {
     let mut request = get(url);
@@ -189,16 +203,23 @@ async fn two_hundred_clients_make_one_origin_request() {
     .await;
     let proxy = start_proxy("").await;
     let url = origin.url("/popular");
-    let start = Instant::now();
-    let tasks = (0..200)
-        .map(|_| {
-            let (addr, url) = (proxy.addr, url.clone());
+    let clients = connect_all(proxy.addr, 200).await;
+    let go = Arc::new(Barrier::new(clients.len() + 1));
+    let tasks = clients
+        .into_iter()
+        .map(|mut client| {
+            let (url, go) = (url.clone(), go.clone());
             tokio::spawn(async move {
-                let (status, _, body) = fetch(addr, get(&url)).await;
-                (status, body, start.elapsed())
+                go.wait().await;
+                let response = client.send(get(&url)).await;
+                let status = response.status();
+                let body = body_bytes(response).await.unwrap();
+                (status, body, Instant::now())
             })
         })
         .collect();
+    go.wait().await;
+    let start = Instant::now();
     let results = all("200 clients", tasks).await;
     let total = start.elapsed();
     for (status, body, _) in &results {
@@ -206,7 +227,10 @@ async fn two_hundred_clients_make_one_origin_request() {
         assert_eq!(&body[..], b"the one answer #1");
     }
     assert_eq!(origin.requests(), 1);
-    let mut done: Vec<Duration> = results.iter().map(|r| r.2).collect();
+    let mut done: Vec<Duration> = results
+        .iter()
+        .map(|r| r.2.saturating_duration_since(start))
+        .collect();
     done.sort();
     eprintln!(
         "200 clients: origin requests {}, first completion {} ms, last {} ms, coalesced {}",
@@ -411,6 +435,43 @@ async fn leader_disconnecting_mid_body_does_not_hurt_followers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_disconnecting_before_the_head_hands_the_lead_to_one_follower() {
+    let origin = SlowOrigin::start(|_, n| async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        respond(
+            200,
+            &[("cache-control", "max-age=60".into())],
+            &format!("answer #{n}"),
+        )
+    })
+    .await;
+    let proxy = start_proxy("").await;
+    let url = origin.url("/leader-left");
+    let mut leader = Client::connect(proxy.addr).await;
+    let waiting = {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let _ = leader.try_send(get(&url)).await;
+        })
+    };
+    wait_until("the leader reached the origin", || origin.requests() >= 1).await;
+    let followers: Vec<_> = (0..10)
+        .map(|_| {
+            let (addr, url) = (proxy.addr, url.clone());
+            tokio::spawn(async move { fetch(addr, get(&url)).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The leader's client goes away before any response head: its request
+    // is cancelled, and one follower takes the lead for all the others.
+    waiting.abort();
+    for (status, _, body) in all("followers", followers).await {
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"answer #2"[..]));
+    }
+    assert_eq!(origin.requests(), 2, "the departed leader's and one more");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origin_failures_release_every_follower() {
     let proxy = start_proxy("").await;
 
@@ -504,14 +565,7 @@ async fn thousand_requests_over_a_hundred_keys_make_a_hundred_origin_requests() 
     })
     .await;
     let proxy = start_proxy("").await;
-    // Connect in batches of 100, then send all 1000 requests together.
-    let mut clients = Vec::with_capacity(1000);
-    for _ in 0..10 {
-        let batch = (0..100)
-            .map(|_| tokio::spawn(Client::connect(proxy.addr)))
-            .collect();
-        clients.extend(all("a batch of connections", batch).await);
-    }
+    let clients = connect_all(proxy.addr, 1000).await;
     let barrier = Arc::new(Barrier::new(1000));
     let tasks = clients
         .into_iter()
