@@ -23,8 +23,8 @@ pub struct Exchange {
     /// Time from sending to the origin to its response head.
     pub upstream_time: Option<Duration>,
     pub method: Method,
-    /// The request target as received.
-    pub target: String,
+    /// The request target as received (formatted only when logged).
+    pub target: http::Uri,
     /// Squid result code (e.g. `TCP_MISS`, `TCP_TUNNEL`, `NONE_NONE`).
     pub result: &'static str,
     /// The address of the origin actually contacted, if any.
@@ -41,7 +41,7 @@ pub struct Exchange {
 
 impl Exchange {
     /// A fresh record for a request that just arrived.
-    pub fn new(client: SocketAddr, method: &Method, target: String, now: Instant) -> Exchange {
+    pub fn new(client: SocketAddr, method: &Method, target: http::Uri, now: Instant) -> Exchange {
         Exchange {
             client,
             started: now,

@@ -35,7 +35,7 @@ pub async fn handle(
     let mut exchange = Exchange::new(
         client,
         request.method(),
-        request.uri().to_string(),
+        request.uri().clone(),
         Instant::now().into_std(),
     );
     let text = |name| {
@@ -107,7 +107,7 @@ fn record_when_done(
             aborted: !complete && !tunnel,
             status: exchange.status.map_or(0, |s| s.as_u16()),
             bytes: head_bytes + body_bytes,
-            method: exchange.method.to_string(),
+            method: exchange.method,
             url: exchange.target,
             version: exchange.version,
             user: exchange.user,
@@ -252,7 +252,7 @@ async fn admit(
         .await?;
     let mut denied_by = None;
     for addr in addrs {
-        if proxy.is_admin_address(addr) {
+        if proxy.is_admin_address(shared, addr) {
             return Err(ProxyError::Denied(
                 "the admin listener (not reachable through the proxy)".into(),
             ));

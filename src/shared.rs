@@ -27,6 +27,10 @@ pub struct Shared {
     pub privacy: Privacy,
     /// Basic authentication, when `[auth] users_file` is set.
     pub auth: Option<Auth>,
+    /// The admin listener's address, parsed once.
+    pub admin_addr: Option<SocketAddr>,
+    /// `1.1 <name>`, the Via entry this proxy adds.
+    pub via: http::HeaderValue,
 }
 
 impl Shared {
@@ -37,7 +41,16 @@ impl Shared {
         let privacy = Privacy::compile(&config.privacy).map_err(ConfigErrors)?;
         let auth = Auth::load(&config.auth, &config.base_dir).map_err(ConfigErrors)?;
         let upstream = Upstream::new(&config);
+        let via =
+            http::HeaderValue::from_str(&format!("1.1 {}", config.server.name)).map_err(|_| {
+                ConfigErrors(vec![crate::config::ConfigError {
+                    key: "server.name".into(),
+                    message: "is not a valid header value".into(),
+                }])
+            })?;
         Ok(Shared {
+            admin_addr: config.admin.listen_addr(),
+            via,
             config: Arc::new(config),
             upstream,
             acl,
@@ -134,11 +147,9 @@ impl Proxy {
     }
 
     /// True when `addr` is the admin listener's socket.
-    pub fn is_admin_address(&self, addr: SocketAddr) -> bool {
-        self.current()
-            .config
-            .admin
-            .listen_addr()
+    pub fn is_admin_address(&self, shared: &Shared, addr: SocketAddr) -> bool {
+        shared
+            .admin_addr
             .is_some_and(|admin| same_socket(addr, admin))
     }
 

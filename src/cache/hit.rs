@@ -19,7 +19,7 @@ use super::{Ctx, CACHE_STATUS};
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::http::body::{empty, Body};
-use crate::http::{error_page, via};
+use crate::http::error_page;
 
 impl Ctx<'_> {
     pub(super) fn name(&self) -> &str {
@@ -105,7 +105,9 @@ impl Ctx<'_> {
                 };
                 exchange.result = outcome.squid_code();
                 if self.shared.privacy.via() {
-                    via::append(response.headers_mut(), http::Version::HTTP_11, self.name());
+                    response
+                        .headers_mut()
+                        .append(http::header::VIA, self.shared.via.clone());
                 }
                 self.mark(&mut response, outcome, fwd_status, false);
                 Ok(response)
@@ -284,7 +286,7 @@ impl Ctx<'_> {
             let mut exchange = Exchange::new(
                 std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
                 &Method::GET,
-                ctx.url.clone(),
+                ctx.target.clone(),
                 std::time::Instant::now(),
             );
             let mut leader = leader;

@@ -84,11 +84,19 @@ pub struct Store {
 }
 
 fn index_key(url: &str) -> String {
-    format!("I{url}")
+    let mut key = String::with_capacity(url.len() + 1);
+    key.push('I');
+    key.push_str(url);
+    key
 }
 
 fn entry_key(url: &str, secondary: &str) -> String {
-    format!("E{url}\n{secondary}")
+    let mut key = String::with_capacity(url.len() + secondary.len() + 2);
+    key.push('E');
+    key.push_str(url);
+    key.push('\n');
+    key.push_str(secondary);
+    key
 }
 
 impl Store {

@@ -34,6 +34,9 @@ impl fmt::Display for Host {
 impl Host {
     /// Parses and normalizes a host as written in a URI authority.
     pub fn parse(raw: &str) -> Result<Host, ProxyError> {
+        if let Some(host) = Host::already_normal(raw) {
+            return Ok(host);
+        }
         let bad = || ProxyError::BadTarget(format!("invalid host {raw:?}"));
         let trimmed = raw.strip_suffix('.').unwrap_or(raw);
         if trimmed.is_empty() {
@@ -49,6 +52,28 @@ impl Host {
             url::Host::Ipv4(ip) => Ok(Host::Ip(IpAddr::V4(ip))),
             url::Host::Ipv6(ip) => Ok(Host::Ip(ip.to_canonical())),
         }
+    }
+
+    /// The common spellings that need no normalizing: a dotted-quad IPv4
+    /// address, or a lower-case ASCII name whose last label starts with a
+    /// letter (so it cannot be one of the numeric IPv4 forms).
+    fn already_normal(raw: &str) -> Option<Host> {
+        if let Ok(ip) = raw.parse::<std::net::Ipv4Addr>() {
+            return Some(Host::Ip(IpAddr::V4(ip)));
+        }
+        let bytes = raw.as_bytes();
+        let plain = bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'.');
+        let last = raw.rsplit('.').next().unwrap_or("");
+        let labels_ok = raw.split('.').all(|l| !l.is_empty() && l.len() <= 63);
+        let starts_with_letter = last.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
+        (plain
+            && labels_ok
+            && starts_with_letter
+            && !raw.starts_with("xn--")
+            && !raw.contains(".xn--"))
+        .then(|| Host::Domain(raw.to_owned()))
     }
 
     /// The name to resolve or connect to (IPv6 without brackets).
@@ -130,7 +155,18 @@ pub fn classify(method: &Method, uri: &Uri) -> Result<Target, ProxyError> {
         format!("/{path}")
     };
     let authority = Authority { host, port };
-    let normalized = format!("http://{}{}", host_port(&authority, 80), path);
+    let spelled = host_port(&authority, 80);
+    // Most requests are already in normal form: keep their URI (a cheap clone).
+    if scheme == "http"
+        && uri.authority().is_some_and(|a| a.as_str() == spelled)
+        && path == uri.path_and_query().map_or("", |p| p.as_str())
+    {
+        return Ok(Target::Http {
+            uri: uri.clone(),
+            authority,
+        });
+    }
+    let normalized = format!("http://{spelled}{path}");
     let uri = normalized
         .parse::<Uri>()
         .map_err(|e| ProxyError::BadTarget(e.to_string()))?;

@@ -487,11 +487,12 @@ async fn origin_failures_release_every_follower() {
     for status in all("20 clients, refused", tasks).await {
         assert!(status.is_server_error(), "{status}");
     }
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
+    let took = start.elapsed();
+    eprintln!(
+        "refused origin: 20 clients answered in {} ms",
+        took.as_millis()
     );
+    assert!(took < Duration::from_secs(5), "{took:?}");
 
     // (b) A head announcing 100000 bytes, 10000 of them, then a reset.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
