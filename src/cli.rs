@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, ConfigErrors};
@@ -151,7 +150,7 @@ pub fn main() -> ExitCode {
 }
 
 async fn serve(config: Config, file: Option<PathBuf>, overrides: Overrides) -> ExitCode {
-    let listener = match TcpListener::bind(config.server.listen).await {
+    let listener = match server::bind(config.server.listen) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("cachalot: cannot listen on {}: {e}", config.server.listen);
@@ -166,7 +165,7 @@ async fn serve(config: Config, file: Option<PathBuf>, overrides: Overrides) -> E
             .map_or("built-in defaults".to_owned(), |p| p.display().to_string())
     );
     let admin = match config.admin.listen_addr() {
-        Some(admin_addr) => match TcpListener::bind(admin_addr).await {
+        Some(admin_addr) => match server::bind(admin_addr) {
             Ok(l) => Some(l),
             Err(e) => {
                 eprintln!("cachalot: cannot listen on admin.listen {admin_addr}: {e}");

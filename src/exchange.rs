@@ -23,8 +23,9 @@ pub struct Exchange {
     /// Time from sending to the origin to its response head.
     pub upstream_time: Option<Duration>,
     pub method: Method,
-    /// The request target as received (formatted only when logged).
-    pub target: http::Uri,
+    /// The request target as received. A copy, not the parsed `Uri`: that
+    /// shares the connection's read buffer and would pin it until logged.
+    pub target: String,
     /// Squid result code (e.g. `TCP_MISS`, `TCP_TUNNEL`, `NONE_NONE`).
     pub result: &'static str,
     /// The address of the origin actually contacted, if any.
@@ -41,7 +42,7 @@ pub struct Exchange {
 
 impl Exchange {
     /// A fresh record for a request that just arrived.
-    pub fn new(client: SocketAddr, method: &Method, target: http::Uri, now: Instant) -> Exchange {
+    pub fn new(client: SocketAddr, method: &Method, target: String, now: Instant) -> Exchange {
         Exchange {
             client,
             started: now,

@@ -35,7 +35,7 @@ pub async fn handle(
     let mut exchange = Exchange::new(
         client,
         request.method(),
-        request.uri().clone(),
+        request.uri().to_string(),
         Instant::now().into_std(),
     );
     let text = |name| {

@@ -12,7 +12,7 @@ fn record() -> LogRecord {
         status: 200,
         bytes: 1534,
         method: http::Method::GET,
-        url: "http://example.com/a%20b.png".parse().unwrap(),
+        url: "http://example.com/a b.png".into(),
         version: "HTTP/1.1",
         user: None,
         peer: None,

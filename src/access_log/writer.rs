@@ -234,7 +234,7 @@ mod tests {
             status: 200,
             bytes: 10,
             method: http::Method::GET,
-            url: url.parse().unwrap(),
+            url: url.into(),
             version: "HTTP/1.1",
             user: None,
             peer: None,

@@ -286,7 +286,7 @@ impl Ctx<'_> {
             let mut exchange = Exchange::new(
                 std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
                 &Method::GET,
-                ctx.target.clone(),
+                ctx.url.clone(),
                 std::time::Instant::now(),
             );
             let mut leader = leader;

@@ -20,6 +20,20 @@ use super::conn::{Activity, ClientIo, TrackedBody};
 use crate::pipeline;
 use crate::shared::Proxy;
 
+/// Binds a listening socket with a deep accept backlog (tokio's default of
+/// 128 overflows when hundreds of clients connect at once, costing each
+/// overflowed client a one-second SYN retransmission).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 /// Serves clients from `listener` until `shutdown` resolves, then drains.
 pub async fn run<F>(listener: TcpListener, proxy: Arc<Proxy>, shutdown: F)
 where

@@ -7,4 +7,4 @@ pub mod conn;
 pub mod listener;
 pub mod signals;
 
-pub use listener::run;
+pub use listener::{bind, run};

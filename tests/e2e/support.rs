@@ -499,7 +499,7 @@ pub async fn start_proxy(snippet: &str) -> RunningProxy {
 pub async fn start_proxy_in(snippet: &str, dir: std::sync::Arc<tempfile::TempDir>) -> RunningProxy {
     let config = Config::from_toml_str(snippet, dir.path())
         .unwrap_or_else(|e| panic!("test config refused: {e}"));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = cachalot::server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     let proxy = Proxy::new(config, addr).unwrap_or_else(|e| panic!("cannot open cache: {e}"));
     let (shutdown, stop) = oneshot::channel::<()>();
