@@ -3,17 +3,23 @@
 //! A request flows one way through the stages, in the order `pipeline` knows:
 //!
 //! ```text
-//! accept (server) → target (parse/normalize) → CONNECT? tunnel
-//!                                            : forward → upstream
-//!        → error page if anything failed → per-request record (exchange)
+//! accept (server) → auth → target (http::target: parse/normalize)
+//!   → resolve + ACL on the address actually used (acl) → anonymize
+//!   → CONNECT? tunnel
+//!            : cache (lookup → coalesce → upstream → tee/store)
+//!   → error page if anything failed → record (exchange)
+//!   → access log + metrics when the body is done (access_log, metrics)
 //! ```
 //!
 //! Layers, lowest first; a module uses its own layer or a lower one:
-//! - pure: `config`, `error`, `exchange`, `http::*`
-//! - one resource each: `upstream` (outbound sockets)
-//! - composition: `forward`, `tunnel`
-//! - orchestration: `pipeline`, `shared`
-//! - process: `server::*`, `cli`
+//! - pure: `config`, `error`, `exchange`, `http::*`, `acl`, `anonymize`,
+//!   `cache::{cache_control, policy, validation, invalidation, vary, range,
+//!   key, entry, serve, outcome}`, `access_log::format`, `stats::report`
+//! - one resource each: `upstream` (outbound sockets), `auth` (users file,
+//!   bcrypt), `cache::{memory, disk}`, `access_log::writer`, `metrics`
+//! - composition: `cache::{store, coalesce, tee}`, `forward`, `tunnel`
+//! - orchestration: `cache` (with `hit` and `origin`), `pipeline`, `shared`
+//! - process: `server::*`, `cli`, `stats` (the report command)
 
 pub mod access_log;
 pub mod acl;

@@ -24,6 +24,9 @@ use crate::http::via;
 use crate::metrics::Metrics;
 use crate::shared::Shared;
 
+/// Bytes buffered per direction of a tunnel.
+const BUFFER: usize = 64 * 1024;
+
 /// Opens the tunnel's origin side and schedules the splice once hyper hands
 /// over the client connection.
 pub async fn open(
@@ -80,7 +83,9 @@ where
     let last = Arc::new(AtomicU64::new(0));
     let mut client = Tracked::new(client, start, last.clone());
     let mut origin = Tracked::new(origin, start, last.clone());
-    let copy = tokio::io::copy_bidirectional(&mut client, &mut origin);
+    // Large buffers: a tunnel moves bulk data, and each syscall costs more
+    // than the memory (two 64 KiB buffers per open tunnel).
+    let copy = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut origin, BUFFER, BUFFER);
     tokio::pin!(copy);
     loop {
         let deadline = start + Duration::from_millis(last.load(Ordering::Relaxed)) + idle;

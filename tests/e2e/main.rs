@@ -18,6 +18,7 @@ mod lifecycle;
 mod limits;
 mod logging;
 mod policy;
+mod reload;
 mod scripted;
 mod stats;
 mod support;
