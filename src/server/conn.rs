@@ -6,9 +6,9 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,6 +29,12 @@ pub struct Activity {
     idle_since: AtomicU64,
     /// Wakes the watchdog when a head starts: its deadline moves earlier.
     head_began: Notify,
+    /// Set to hand the connection back (see `park`): reads return end-of-file.
+    parking: AtomicBool,
+    /// hyper's pending read, woken when parking.
+    read_waker: Mutex<Option<Waker>>,
+    /// The connection became a CONNECT tunnel: the socket is the tunnel's.
+    upgraded: AtomicBool,
 }
 
 /// Why the watchdog closed a connection.
@@ -48,7 +54,61 @@ impl Activity {
             head_started: AtomicU64::new(NONE),
             idle_since: AtomicU64::new(0),
             head_began: Notify::new(),
+            parking: AtomicBool::new(false),
+            read_waker: Mutex::new(None),
+            upgraded: AtomicBool::new(false),
         })
+    }
+
+    /// Resolves once the connection has been idle (nothing in flight, no
+    /// head begun) for `after`.
+    pub async fn park_ready(&self, after: Duration) {
+        let after = after.as_millis() as u64;
+        loop {
+            let now = self.now_ms();
+            let idle = self.in_flight.load(Ordering::Relaxed) == 0
+                && self.head_started.load(Ordering::Relaxed) == NONE;
+            let since = self.idle_since.load(Ordering::Relaxed);
+            if idle && now >= since.saturating_add(after) {
+                return;
+            }
+            let wait = if idle {
+                since.saturating_add(after) - now
+            } else {
+                after
+            };
+            tokio::time::sleep(Duration::from_millis(wait.max(1))).await;
+        }
+    }
+
+    /// Tells hyper the client went quiet: its pending read ends (EOF).
+    pub fn park(&self) {
+        self.parking.store(true, Ordering::Relaxed);
+        let waker = match self.read_waker.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// A new hyper connection takes over the socket.
+    pub fn unpark(&self) {
+        self.parking.store(false, Ordering::Relaxed);
+    }
+
+    pub fn is_parking(&self) -> bool {
+        self.parking.load(Ordering::Relaxed)
+    }
+
+    /// The connection was handed to a CONNECT tunnel.
+    pub fn mark_upgraded(&self) {
+        self.upgraded.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_upgraded(&self) -> bool {
+        self.upgraded.load(Ordering::Relaxed)
     }
 
     fn now_ms(&self) -> u64 {
@@ -165,10 +225,23 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.activity.is_parking() {
+            return Poll::Ready(Ok(())); // end-of-file: hyper finishes cleanly
+        }
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.bytes_read();
+        match &result {
+            Poll::Pending => {
+                let mut slot = match self.activity.read_waker.lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *slot = Some(cx.waker().clone());
+                }
+            }
+            Poll::Ready(_) if buf.filled().len() > before => self.activity.bytes_read(),
+            Poll::Ready(_) => {}
         }
         result
     }
@@ -200,6 +273,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.activity.is_parking() {
+            return Poll::Ready(Ok(())); // keep the socket: it is only parked
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::conn::{Activity, ClientIo, TrackedBody};
+use super::park::SharedStream;
 use crate::pipeline;
 use crate::shared::Proxy;
 
@@ -97,7 +98,11 @@ where
     }
 }
 
-/// Serves one client connection until it closes, times out, or drains.
+/// A connection idle this long is parked (hyper's buffers released).
+const PARK_AFTER: Duration = Duration::from_millis(50);
+
+/// Serves one client connection until it closes, times out, or drains:
+/// hyper serves it while requests come; between bursts it is parked.
 async fn serve(
     stream: TcpStream,
     client: SocketAddr,
@@ -112,14 +117,62 @@ async fn serve(
         .client_connections
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let _open = scopeguard(metrics);
+    let stream = SharedStream::new(stream);
     let activity = Activity::new();
+    let (header, idle) = (config.timeouts.client_header, config.timeouts.client_idle);
+    loop {
+        // Parked: only the socket is held until the client sends again.
+        tokio::select! {
+            more = stream.next_bytes() => if !more { return },
+            expiry = activity.expired(header, idle) => {
+                tracing::debug!(%client, ?expiry, "closing client connection");
+                return;
+            }
+            _ = stopping.cancelled() => return,
+        }
+        activity.unpark();
+        let served = Box::pin(serve_until_idle(
+            stream.clone(),
+            client,
+            proxy.clone(),
+            activity.clone(),
+            stopping.clone(),
+        ));
+        if served.await == Served::Closed {
+            return;
+        }
+    }
+}
+
+/// How a stretch of hyper serving a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Served {
+    /// Idle and handed back cleanly: wait for the next request.
+    Parked,
+    /// Closed, failed, timed out, drained or turned into a tunnel.
+    Closed,
+}
+
+async fn serve_until_idle(
+    stream: SharedStream,
+    client: SocketAddr,
+    proxy: Arc<Proxy>,
+    activity: Arc<Activity>,
+    stopping: CancellationToken,
+) -> Served {
+    let config = proxy.current().config.clone();
     let io = TokioIo::new(ClientIo::new(stream, activity.clone()));
     let service_activity = activity.clone();
-    let service = service_fn(move |request| {
+    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let proxy = proxy.clone();
-        let in_flight = service_activity.request_started();
+        let activity = service_activity.clone();
+        let in_flight = activity.request_started();
+        let connect = request.method() == http::Method::CONNECT;
         async move {
             let response = pipeline::handle(proxy, client, request).await;
+            if connect && response.status().is_success() {
+                activity.mark_upgraded();
+            }
             Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
         }
     });
@@ -134,14 +187,23 @@ async fn serve(
     let (header, idle) = (config.timeouts.client_header, config.timeouts.client_idle);
     tokio::select! {
         result = conn.as_mut() => {
-            if let Err(e) = result {
+            if let Err(e) = &result {
                 tracing::debug!(%client, "client connection ended: {e}");
             }
-            return;
+            return Served::Closed;
         }
         expiry = activity.expired(header, idle) => {
             tracing::debug!(%client, ?expiry, "closing client connection");
-            return;
+            return Served::Closed;
+        }
+        _ = activity.park_ready(PARK_AFTER) => {
+            activity.park();
+            // hyper sees end-of-file while idle and finishes at once; an
+            // error means it held part of a next request: close instead.
+            return match tokio::time::timeout(Duration::from_secs(1), conn.as_mut()).await {
+                Ok(Ok(())) if !activity.is_upgraded() => Served::Parked,
+                _ => Served::Closed,
+            };
         }
         _ = stopping.cancelled() => conn.as_mut().graceful_shutdown(),
     }
@@ -150,6 +212,7 @@ async fn serve(
         _ = conn.as_mut() => {}
         _ = activity.expired(header, idle) => {}
     }
+    Served::Closed
 }
 
 /// Decrements the open-connections gauge when the connection task ends.

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod cache_tool;
 pub mod conn;
 pub mod listener;
+pub mod park;
 pub mod signals;
 
 pub use listener::{bind, run};

@@ -17,6 +17,7 @@ mod forward;
 mod lifecycle;
 mod limits;
 mod logging;
+mod park;
 mod policy;
 mod reload;
 mod scripted;
