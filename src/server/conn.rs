@@ -35,6 +35,9 @@ pub struct Activity {
     read_waker: Mutex<Option<Waker>>,
     /// The connection became a CONNECT tunnel: the socket is the tunnel's.
     upgraded: AtomicBool,
+    /// The last write or flush could not complete: hyper still holds output,
+    /// so the connection must not be parked (it would be lost).
+    write_pending: AtomicBool,
 }
 
 /// Why the watchdog closed a connection.
@@ -57,6 +60,7 @@ impl Activity {
             parking: AtomicBool::new(false),
             read_waker: Mutex::new(None),
             upgraded: AtomicBool::new(false),
+            write_pending: AtomicBool::new(false),
         })
     }
 
@@ -67,7 +71,8 @@ impl Activity {
         loop {
             let now = self.now_ms();
             let idle = self.in_flight.load(Ordering::Relaxed) == 0
-                && self.head_started.load(Ordering::Relaxed) == NONE;
+                && self.head_started.load(Ordering::Relaxed) == NONE
+                && !self.write_pending.load(Ordering::Relaxed);
             let since = self.idle_since.load(Ordering::Relaxed);
             if idle && now >= since.saturating_add(after) {
                 return;
@@ -253,7 +258,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note_write(result.is_pending());
+        result
     }
 
     fn poll_write_vectored(
@@ -261,7 +268,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note_write(result.is_pending());
+        result
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -269,7 +278,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.note_write(result.is_pending());
+        result
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -277,6 +288,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
             return Poll::Ready(Ok(())); // keep the socket: it is only parked
         }
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl<T> ClientIo<T> {
+    fn note_write(&self, pending: bool) {
+        self.activity
+            .write_pending
+            .store(pending, Ordering::Relaxed);
     }
 }
 

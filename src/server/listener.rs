@@ -99,7 +99,7 @@ where
 }
 
 /// A connection idle this long is parked (hyper's buffers released).
-const PARK_AFTER: Duration = Duration::from_millis(50);
+const PARK_AFTER: Duration = Duration::from_millis(10);
 
 /// Serves one client connection until it closes, times out, or drains:
 /// hyper serves it while requests come; between bursts it is parked.

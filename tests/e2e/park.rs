@@ -48,3 +48,42 @@ async fn parked_connection_still_closes_after_client_idle() {
         "closed after {waited:?}"
     );
 }
+
+#[tokio::test]
+async fn slow_reader_of_a_cached_body_gets_every_byte() {
+    use tokio::io::AsyncReadExt;
+    // A cache hit hands hyper the whole body at once: the request is over for
+    // the proxy long before a slow client has read it. Parking then would
+    // lose what hyper still holds.
+    let size = 4 * 1024 * 1024;
+    let body = "x".repeat(size);
+    let origin = crate::scripted::Scripted::start(move |_, _| {
+        crate::scripted::respond(200, &[("cache-control", "max-age=600".into())], &body)
+    })
+    .await;
+    let proxy = start_proxy("").await;
+    let url = origin.url("/big");
+    let (_, _, first) = fetch(proxy.addr, get(&url)).await;
+    assert_eq!(first.len(), size);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut stream = connect(proxy.addr).await;
+    let head = format!("GET {url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    within("slow read", async {
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    })
+    .await;
+    let r = parse_response(&got);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), size, "every byte of the body arrived");
+    assert_eq!(origin.requests(), 1);
+}
