@@ -118,11 +118,18 @@ impl Privacy {
         self.via
     }
 
-    /// Rewrites a request's fields before it goes anywhere else.
-    pub fn request(&self, headers: &mut HeaderMap, client: IpAddr) {
+    /// Strips a request's fields before anything else sees the request.
+    pub fn request(&self, headers: &mut HeaderMap) {
         for name in &self.strip_request {
             headers.remove(name);
         }
+        if let Some(agent) = &self.user_agent {
+            headers.insert(USER_AGENT, agent.clone());
+        }
+    }
+
+    /// X-Forwarded-For as configured, on a request about to go upstream.
+    pub fn forwarded_for(&self, headers: &mut HeaderMap, client: IpAddr) {
         match self.xff {
             Xff::Keep => {}
             Xff::Strip => {
@@ -138,9 +145,6 @@ impl Privacy {
                     headers.insert("x-forwarded-for", value);
                 }
             }
-        }
-        if let Some(agent) = &self.user_agent {
-            headers.insert(USER_AGENT, agent.clone());
         }
     }
 
@@ -189,7 +193,8 @@ mod tests {
     fn off_adds_the_client_to_x_forwarded_for() {
         let p = Privacy::compile(&config(Mode::Off)).unwrap();
         let mut h = identifying();
-        p.request(&mut h, "192.168.1.5".parse().unwrap());
+        p.request(&mut h);
+        p.forwarded_for(&mut h, "192.168.1.5".parse().unwrap());
         assert_eq!(h["x-forwarded-for"], "10.9.9.9, 192.168.1.5");
         assert!(p.via());
     }
@@ -198,7 +203,8 @@ mod tests {
     fn standard_strips_identifying_fields_and_adds_none() {
         let p = Privacy::compile(&config(Mode::Standard)).unwrap();
         let mut h = identifying();
-        p.request(&mut h, "192.168.1.5".parse().unwrap());
+        p.request(&mut h);
+        p.forwarded_for(&mut h, "192.168.1.5".parse().unwrap());
         for gone in STANDARD {
             assert!(!h.contains_key(gone), "{gone}");
         }
@@ -210,7 +216,8 @@ mod tests {
     fn paranoid_also_strips_referer_language_and_fixes_user_agent() {
         let p = Privacy::compile(&config(Mode::Paranoid)).unwrap();
         let mut h = identifying();
-        p.request(&mut h, "192.168.1.5".parse().unwrap());
+        p.request(&mut h);
+        p.forwarded_for(&mut h, "192.168.1.5".parse().unwrap());
         assert!(!h.contains_key("referer") && !h.contains_key("accept-language"));
         assert_eq!(h["user-agent"], GENERIC_USER_AGENT);
         assert_eq!(h["cookie"], "a=b", "Cookie only when listed");
@@ -224,7 +231,8 @@ mod tests {
         c.strip_response_headers = vec!["Server".into()];
         let p = Privacy::compile(&c).unwrap();
         let mut h = identifying();
-        p.request(&mut h, "192.168.1.5".parse().unwrap());
+        p.request(&mut h);
+        p.forwarded_for(&mut h, "192.168.1.5".parse().unwrap());
         assert!(!h.contains_key("cookie"));
         assert_eq!(h["x-forwarded-for"], "10.9.9.9");
         let mut r = HeaderMap::new();

@@ -3,7 +3,7 @@
 //! directions; bodies stream through untouched in both directions.
 
 use http::header::{HOST, MAX_FORWARDS};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use http::{request, response, HeaderValue, Request, Response, Uri, Version};
 use hyper::body::Incoming;
@@ -25,16 +25,14 @@ pub enum Prepared {
     Send(request::Parts),
 }
 
-/// Checks and rewrites a client's request head for the origin.
-///
-/// The request goes to `connect_to`, the address the ACL admitted (so that a
-/// second DNS answer cannot send it elsewhere), with Host naming `authority`.
+/// Checks a client's request head (loops, Max-Forwards) and removes its
+/// hop-by-hop fields; `parts.uri` becomes the normalized `uri`. What only the
+/// origin needs (Host, Via, X-Forwarded-For, the address) is added by
+/// [`send`], so that answers from the cache cost none of it.
 pub fn prepare(
     shared: &Shared,
     mut parts: request::Parts,
     uri: Uri,
-    authority: &Authority,
-    connect_to: SocketAddr,
 ) -> Result<Prepared, ProxyError> {
     let name = shared.config.server.name.as_str();
     // RFC 9110 §7.6.3: our own pseudonym in Via means the request looped.
@@ -56,28 +54,54 @@ pub fn prepare(
         MaxForwards::Ignore => {}
     }
     hop_by_hop::strip(&mut parts.headers);
-    // RFC 9112 §3.2.2: the absolute URI wins; Host is rewritten to match it.
-    let host = HeaderValue::from_str(&host_port(authority, 80))
-        .map_err(|_| ProxyError::BadTarget("host not representable".into()))?;
-    parts.headers.insert(HOST, host);
-    if shared.privacy.via() {
-        via::append(&mut parts.headers, parts.version, name);
-    }
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = format!("http://{connect_to}{path}")
-        .parse()
-        .map_err(|_| ProxyError::BadTarget(uri.to_string()))?;
-    parts.version = Version::HTTP_11;
+    parts.uri = uri;
     Ok(Prepared::Send(parts))
 }
 
-/// Sends a prepared head and body; notes the origin's address.
+/// Where, and on whose behalf, a request goes upstream.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The origin as named by the request (the Host field).
+    pub authority: Authority,
+    /// The address the access rules admitted: a second DNS answer cannot
+    /// send the request elsewhere.
+    pub connect_to: SocketAddr,
+    /// The client, for X-Forwarded-For.
+    pub client: IpAddr,
+}
+
+/// Sends a prepared head and body along `route`; notes the origin's address.
 pub async fn send(
     shared: &Shared,
-    parts: request::Parts,
+    route: &Route,
+    mut parts: request::Parts,
     body: Body,
     exchange: &mut Exchange,
 ) -> Result<Response<Incoming>, ProxyError> {
+    // RFC 9112 §3.2.2: the absolute URI wins; Host is rewritten to match it.
+    let host = HeaderValue::from_str(&host_port(&route.authority, 80))
+        .map_err(|_| ProxyError::BadTarget("host not representable".into()))?;
+    parts.headers.insert(HOST, host);
+    if shared.privacy.via() {
+        // RFC 9110 §7.6.3: the protocol the request was received with.
+        if parts.version == Version::HTTP_11 {
+            parts.headers.append(http::header::VIA, shared.via.clone());
+        } else {
+            via::append(
+                &mut parts.headers,
+                parts.version,
+                &shared.config.server.name,
+            );
+        }
+    }
+    shared
+        .privacy
+        .forwarded_for(&mut parts.headers, route.client);
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = format!("http://{}{path}", route.connect_to)
+        .parse()
+        .map_err(|_| ProxyError::BadTarget(parts.uri.to_string()))?;
+    parts.version = Version::HTTP_11;
     let sent = std::time::Instant::now();
     let response = shared
         .upstream

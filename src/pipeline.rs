@@ -85,16 +85,9 @@ fn record_when_done(
             .iter()
             .map(|(k, v)| k.as_str().len() + v.len() + 4)
             .sum::<usize>() as u64;
-    let content_type = parts
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let cache_status = parts
-        .headers
-        .get("cache-status")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    // Header values are shared bytes: keeping them costs no copy.
+    let content_type = parts.headers.get(CONTENT_TYPE).cloned();
+    let cache_status = parts.headers.get("cache-status").cloned();
     let proxy = proxy.clone();
     let on_finish = Box::new(move |body_bytes: u64, complete: bool| {
         let hit = crate::metrics::is_hit(exchange.result);
@@ -202,7 +195,7 @@ async fn run(
     };
     let connect_to = admit(proxy, shared, client, authority, request.method(), exchange).await?;
     let (mut parts, body) = request.into_parts();
-    shared.privacy.request(&mut parts.headers, client.ip());
+    shared.privacy.request(&mut parts.headers);
     let request = Request::from_parts(parts, body);
     match target {
         Target::Connect(_) => {
@@ -246,10 +239,12 @@ async fn admit(
     method: &Method,
     exchange: &Exchange,
 ) -> Result<SocketAddr, ProxyError> {
-    let addrs = shared
-        .upstream
-        .resolve(&authority.host.connect_name(), authority.port)
-        .await?;
+    let addrs = match &authority.host {
+        crate::http::target::Host::Ip(ip) => vec![SocketAddr::new(*ip, authority.port)],
+        crate::http::target::Host::Domain(name) => {
+            shared.upstream.resolve(name, authority.port).await?
+        }
+    };
     let mut denied_by = None;
     for addr in addrs {
         if proxy.is_admin_address(shared, addr) {

@@ -31,6 +31,8 @@ pub struct Shared {
     pub admin_addr: Option<SocketAddr>,
     /// `1.1 <name>`, the Via entry this proxy adds.
     pub via: http::HeaderValue,
+    /// `<name>; hit`, the Cache-Status of a memory hit.
+    pub hit_status: http::HeaderValue,
 }
 
 impl Shared {
@@ -48,9 +50,14 @@ impl Shared {
                     message: "is not a valid header value".into(),
                 }])
             })?;
+        let hit_status = http::HeaderValue::from_str(
+            &crate::cache::outcome::Outcome::MemHit.cache_status(&config.server.name, None, false),
+        )
+        .unwrap_or_else(|_| http::HeaderValue::from_static("cachalot; hit"));
         Ok(Shared {
             admin_addr: config.admin.listen_addr(),
             via,
+            hit_status,
             config: Arc::new(config),
             upstream,
             acl,

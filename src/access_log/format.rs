@@ -38,8 +38,8 @@ pub struct LogRecord {
     pub version: &'static str,
     pub user: Option<Arc<str>>,
     pub peer: Option<SocketAddr>,
-    pub content_type: Option<String>,
-    pub cache_status: Option<String>,
+    pub content_type: Option<http::HeaderValue>,
+    pub cache_status: Option<http::HeaderValue>,
     pub coalesced: bool,
     /// Time to the origin's response head.
     pub upstream_time: Option<Duration>,
@@ -89,7 +89,7 @@ pub fn squid(r: &LogRecord) -> String {
         escape(&r.url),
         r.user.as_deref().map_or("-".to_owned(), escape),
         hierarchy(r),
-        content_type(r.content_type.as_deref()),
+        content_type(r.content_type.as_ref().and_then(|v| v.to_str().ok())),
     );
     out
 }
@@ -170,8 +170,8 @@ pub fn json(r: &LogRecord) -> String {
         "user": r.user.as_deref(),
         "hierarchy": if r.peer.is_some() { "HIER_DIRECT" } else { "HIER_NONE" },
         "peer": r.peer.map(|p| p.ip().to_canonical().to_string()),
-        "content_type": r.content_type,
-        "cache_status": r.cache_status,
+        "content_type": r.content_type.as_ref().and_then(|v| v.to_str().ok()),
+        "cache_status": r.cache_status.as_ref().and_then(|v| v.to_str().ok()),
         "coalesced": r.coalesced,
         "upstream_ms": r.upstream_time.map(|t| t.as_millis() as u64),
         "bytes_from_origin": r.bytes_from_origin,

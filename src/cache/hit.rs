@@ -122,6 +122,12 @@ impl Ctx<'_> {
         fwd: Option<u16>,
         stored: bool,
     ) {
+        if fwd.is_none() && !stored && outcome == Outcome::MemHit {
+            // The most common answer: built once per configuration.
+            let value = self.shared.hit_status.clone();
+            response.headers_mut().append(CACHE_STATUS.clone(), value);
+            return;
+        }
         let value = outcome.cache_status(self.name(), fwd, stored);
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().append(CACHE_STATUS.clone(), value);
@@ -273,6 +279,7 @@ impl Ctx<'_> {
         let tasks = self.tasks.clone();
         let url = self.url.clone();
         let target = self.target.clone();
+        let route = self.route.clone();
         let policy = self.policy;
         self.tasks.spawn(async move {
             let ctx = Ctx {
@@ -281,6 +288,7 @@ impl Ctx<'_> {
                 tasks: &tasks,
                 url,
                 target,
+                route,
                 policy,
             };
             let mut exchange = Exchange::new(

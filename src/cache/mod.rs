@@ -47,7 +47,7 @@ use self::store::{Lookup, Store};
 use crate::config::Config;
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
-use crate::forward::{self, Prepared};
+use crate::forward::{self, Prepared, Route};
 use crate::http::body::{self, Body};
 use crate::http::target::Authority;
 use crate::shared::Shared;
@@ -85,6 +85,8 @@ struct Ctx<'a> {
     url: String,
     /// The request's normalized absolute URI (named host, not the address).
     target: Uri,
+    /// How requests for it reach the origin.
+    route: Route,
     policy: PolicyConfig,
 }
 
@@ -114,12 +116,17 @@ pub async fn handle(
     let url = key::cache_key(&uri);
     let target = uri.clone();
     exchange.result = Outcome::Bypass.squid_code();
-    let parts = match forward::prepare(shared, parts, uri, &authority, connect_to)? {
+    let parts = match forward::prepare(shared, parts, uri)? {
         Prepared::Answer(response) => return Ok(response),
         Prepared::Send(parts) => parts,
     };
+    let route = Route {
+        authority,
+        connect_to,
+        client: exchange.client.ip(),
+    };
     let Some(url) = url else {
-        return origin::pass_through(shared, parts, body::boxed(incoming), exchange).await;
+        return origin::pass_through(shared, &route, parts, body::boxed(incoming), exchange).await;
     };
     let ctx = Ctx {
         shared,
@@ -127,6 +134,7 @@ pub async fn handle(
         tasks,
         url,
         target,
+        route,
         policy: PolicyConfig {
             heuristic_fraction: shared.config.cache.heuristic_fraction,
             heuristic_max: shared.config.cache.heuristic_max,

@@ -22,18 +22,19 @@ use super::tee::Fill;
 use super::{key, vary, Ctx, CACHE_STATUS};
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
-use crate::forward;
+use crate::forward::{self, Route};
 use crate::http::body::{self, empty, Body};
 use crate::shared::Shared;
 
 /// Forwards without the cache (no usable key).
 pub(super) async fn pass_through(
     shared: &Shared,
+    route: &Route,
     parts: request::Parts,
     body: Body,
     exchange: &mut Exchange,
 ) -> Result<Response<Body>, ProxyError> {
-    let response = forward::send(shared, parts, body, exchange).await?;
+    let response = forward::send(shared, route, parts, body, exchange).await?;
     let (mut parts, incoming) = response.into_parts();
     forward::finish(shared, &mut parts);
     Ok(Response::from_parts(parts, body::boxed(incoming)))
@@ -206,7 +207,7 @@ impl Ctx<'_> {
     ) -> Result<Response<Body>, ProxyError> {
         let upstream = upstream_copy(&parts, Method::GET);
         let request_time = SystemTime::now();
-        let response = forward::send(self.shared, upstream, empty(), exchange).await?;
+        let response = forward::send(self.shared, &self.route, upstream, empty(), exchange).await?;
         self.answer_from_origin(parts, response, request_time, outcome, leader, exchange)
     }
 
@@ -259,7 +260,7 @@ impl Ctx<'_> {
         exchange: &mut Exchange,
     ) -> Result<Response<Body>, ProxyError> {
         exchange.result = outcome.squid_code();
-        let response = forward::send(self.shared, parts, body, exchange).await?;
+        let response = forward::send(self.shared, &self.route, parts, body, exchange).await?;
         let status = response.status().as_u16();
         let (mut head, incoming) = response.into_parts();
         forward::finish(self.shared, &mut head);
@@ -379,7 +380,7 @@ impl Ctx<'_> {
             }
         }
         let request_time = SystemTime::now();
-        let response = forward::send(self.shared, upstream, empty(), exchange).await?;
+        let response = forward::send(self.shared, &self.route, upstream, empty(), exchange).await?;
         if response.status() == StatusCode::NOT_MODIFIED
             && policy::validators_match_304(&entry.headers, response.headers())
         {
