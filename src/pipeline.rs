@@ -85,8 +85,12 @@ fn record_when_done(
             .iter()
             .map(|(k, v)| k.as_str().len() + v.len() + 4)
             .sum::<usize>() as u64;
-    // Header values are shared bytes: keeping them costs no copy.
-    let content_type = parts.headers.get(CONTENT_TYPE).cloned();
+    // Our own Cache-Status is a small value of its own; a Content-Type parsed
+    // from the origin shares its read buffer, so the log keeps a copy.
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .map(crate::cache::policy::detach_value);
     let cache_status = parts.headers.get("cache-status").cloned();
     let proxy = proxy.clone();
     let on_finish = Box::new(move |body_bytes: u64, complete: bool| {

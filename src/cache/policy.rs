@@ -181,10 +181,23 @@ pub fn headers_to_store(resp_headers: &HeaderMap) -> HeaderMap {
     let mut stored = HeaderMap::with_capacity(resp_headers.len());
     for (name, value) in resp_headers {
         if !excluded.iter().any(|e| e == name.as_str()) {
-            stored.append(name.clone(), value.clone());
+            stored.append(detach_name(name), detach_value(value));
         }
     }
     stored
+}
+
+/// A copy of a parsed field value in its own allocation: a parsed value
+/// shares the connection's whole read buffer, which a stored entry would
+/// otherwise keep alive for as long as it is cached.
+pub fn detach_value(value: &HeaderValue) -> HeaderValue {
+    let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+    copy.set_sensitive(value.is_sensitive());
+    copy
+}
+
+fn detach_name(name: &header::HeaderName) -> header::HeaderName {
+    header::HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or_else(|_| name.clone())
 }
 
 /// The freshness lifetime of a response in a shared cache (RFC 9111
