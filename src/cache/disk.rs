@@ -68,7 +68,9 @@ impl DiskTier {
         let Some(raw) = self.records.get(key.as_bytes())? else {
             return Ok(None);
         };
-        match entry::decode(&raw) {
+        // The record's bytes are shared with sled's buffer: the body is not copied.
+        let raw = bytes::Bytes::from_owner(raw);
+        match entry::decode_shared(&raw) {
             Ok(record) => Ok(Some(record)),
             Err(e) => {
                 self.drop_corrupt(key, e)?;

@@ -119,7 +119,19 @@ pub fn encode(record: &Record) -> Vec<u8> {
 }
 
 /// Parses a record written by [`encode`], checking version and checksum.
+/// The body is a slice of `raw` (no copy).
+pub fn decode_shared(raw: &Bytes) -> Result<Record, DecodeError> {
+    decode_with(raw, |start, len| raw.slice(start..start + len))
+}
+
+/// Parses a record written by [`encode`], checking version and checksum.
 pub fn decode(raw: &[u8]) -> Result<Record, DecodeError> {
+    decode_with(raw, |start, len| {
+        Bytes::copy_from_slice(&raw[start..start + len])
+    })
+}
+
+fn decode_with(raw: &[u8], body_at: impl Fn(usize, usize) -> Bytes) -> Result<Record, DecodeError> {
     if raw.len() < MAGIC.len() + 2 + 4 || &raw[..4] != MAGIC {
         return Err(DecodeError::Magic);
     }
@@ -150,7 +162,9 @@ pub fn decode(raw: &[u8]) -> Result<Record, DecodeError> {
                 headers.append(name, value);
             }
             let len = usize::try_from(r.u64()?).map_err(|_| DecodeError::Malformed)?;
-            let body = Bytes::copy_from_slice(r.take(len)?);
+            let start = raw.len() - 4 - r.0.len();
+            r.take(len)?;
+            let body = body_at(start, len);
             if !r.0.is_empty() {
                 return Err(DecodeError::Malformed);
             }

@@ -79,3 +79,19 @@ fn truncated_records_are_errors_not_panics() {
         assert!(decode(&raw[..n]).is_err());
     }
 }
+
+#[test]
+fn shared_decode_slices_the_body_and_checks_the_same() {
+    let raw = Bytes::from(encode(&sample()));
+    let Record::Entry(e) = decode_shared(&raw).unwrap() else {
+        panic!("not an entry")
+    };
+    assert_eq!(e.body, "hello world");
+    let mut bad = raw.to_vec();
+    let i = bad.len() - 8;
+    bad[i] ^= 1;
+    assert_eq!(
+        decode_shared(&Bytes::from(bad)).unwrap_err(),
+        DecodeError::Checksum
+    );
+}

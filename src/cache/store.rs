@@ -81,6 +81,8 @@ pub struct Store {
     /// stored costs no disk read (a false positive costs one).
     on_disk: RwLock<HashSet<u64>>,
     hasher: RandomState,
+    /// Records whose LRU position was refreshed lately.
+    touched: moka::sync::Cache<String, ()>,
 }
 
 fn index_key(url: &str) -> String {
@@ -146,6 +148,10 @@ impl Store {
                 .build(),
             on_disk: RwLock::new(on_disk),
             hasher,
+            touched: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(30))
+                .build(),
         })
     }
 
@@ -188,7 +194,12 @@ impl Store {
                 None
             })?;
         self.memory.insert(key.to_owned(), found.clone());
-        self.queue(Write::Touch(key.to_owned()));
+        // The disk LRU needs a record's age to the nearest half-minute, not
+        // three disk writes per hit.
+        if !self.touched.contains_key(key) {
+            self.touched.insert(key.to_owned(), ());
+            self.queue(Write::Touch(key.to_owned()));
+        }
         Some((found, Tier::Disk))
     }
 
