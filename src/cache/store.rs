@@ -6,10 +6,10 @@
 //! Keys: `I<url>` holds a URL's [`VaryIndex`]; `E<url>\n<secondary>` holds
 //! one variant, valid only while its generation matches the index's.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -50,7 +50,69 @@ pub enum Lookup {
 enum Write {
     Put(String, Record),
     Touch(String),
-    Remove(String),
+    /// Remove a key; the number is its tombstone's, lifted once done.
+    Remove(String, u64),
+}
+
+/// Writes the queue holds; the last `RESERVED` places are kept for removals,
+/// so that an invalidation reaches the disk even when stores are dropped.
+const QUEUE: usize = 4096;
+const RESERVED: usize = 512;
+
+/// Keys removed from memory whose removal from disk is still queued (or
+/// could not be queued): lookups must not find them on disk meanwhile.
+#[derive(Default)]
+struct Tombstones {
+    map: RwLock<HashMap<String, u64>>,
+    count: AtomicUsize,
+    seq: AtomicU64,
+}
+
+impl Tombstones {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, u64>> {
+        match self.map.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Marks `key` removed; returns the mark's number.
+    fn bury(&self, key: &str) -> u64 {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let mut map = self.write();
+        map.insert(key.to_owned(), seq);
+        self.count.store(map.len(), Ordering::Relaxed);
+        seq
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        if self.count.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        match self.map.read() {
+            Ok(map) => map.contains_key(key),
+            Err(p) => p.into_inner().contains_key(key),
+        }
+    }
+
+    /// New data was stored under `key` (in memory, and queued for disk).
+    fn lift(&self, key: &str) {
+        if self.count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut map = self.write();
+        map.remove(key);
+        self.count.store(map.len(), Ordering::Relaxed);
+    }
+
+    /// The disk removal numbered `seq` is done; a later mark stays.
+    fn lift_if(&self, key: &str, seq: u64) {
+        let mut map = self.write();
+        if map.get(key) == Some(&seq) {
+            map.remove(key);
+        }
+        self.count.store(map.len(), Ordering::Relaxed);
+    }
 }
 
 /// Counters of the store, for metrics and tools.
@@ -74,9 +136,10 @@ pub struct Store {
     thread: Mutex<Option<JoinHandle<()>>>,
     dropped: AtomicU64,
     generation: AtomicU64,
-    /// Keys removed while their disk removal may still be queued: a lookup
-    /// must not find them on disk in the meantime.
-    removed: moka::sync::Cache<String, ()>,
+    /// Keys removed while their disk removal is still queued.
+    removed: Arc<Tombstones>,
+    /// Writes waiting in the queue.
+    queued: Arc<AtomicUsize>,
     /// Hashes of the URL index keys on disk: a memory miss for a URL never
     /// stored costs no disk read (a false positive costs one).
     on_disk: RwLock<HashSet<u64>>,
@@ -105,16 +168,23 @@ impl Store {
     /// Opens the disk tier at `dir` and starts its writer thread.
     pub fn open(dir: &Path, memory_size: u64, disk_size: u64) -> Result<Store, DiskError> {
         let disk = Arc::new(DiskTier::open(dir, disk_size)?);
-        let (tx, rx) = sync_channel::<Write>(4096);
+        let (tx, rx) = sync_channel::<Write>(QUEUE);
         let writer_disk = disk.clone();
+        let removed = Arc::new(Tombstones::default());
+        let writer_removed = removed.clone();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let writer_queued = queued.clone();
         let thread = std::thread::Builder::new()
             .name("cachalot-disk".into())
             .spawn(move || {
                 for write in rx {
+                    writer_queued.fetch_sub(1, Ordering::Relaxed);
                     let result = match &write {
                         Write::Put(key, record) => writer_disk.put(key, &encode(record)),
                         Write::Touch(key) => writer_disk.touch(key),
-                        Write::Remove(key) => writer_disk.remove(key),
+                        Write::Remove(key, seq) => writer_disk
+                            .remove(key)
+                            .map(|()| writer_removed.lift_if(key, *seq)),
                     };
                     if let Err(e) = result {
                         tracing::warn!("disk cache write failed: {e}");
@@ -142,10 +212,8 @@ impl Store {
             thread: Mutex::new(Some(thread)),
             dropped: AtomicU64::new(0),
             generation: AtomicU64::new(seed),
-            removed: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(std::time::Duration::from_secs(60))
-                .build(),
+            removed,
+            queued,
             on_disk: RwLock::new(on_disk),
             hasher,
             touched: moka::sync::Cache::builder()
@@ -160,10 +228,24 @@ impl Store {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        if let Some(tx) = guard.as_ref() {
-            if let Err(TrySendError::Full(_)) = tx.try_send(write) {
+        let Some(tx) = guard.as_ref() else {
+            return;
+        };
+        let removal = matches!(write, Write::Remove(..));
+        if !removal && self.queued.load(Ordering::Relaxed) >= QUEUE - RESERVED {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match tx.try_send(write) {
+            Ok(()) => {
+                self.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) => {
+                // A removal that cannot be queued keeps its tombstone: the
+                // key stays invisible until new data is stored under it.
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
+            Err(TrySendError::Disconnected(_)) => {}
         }
     }
 
@@ -171,7 +253,7 @@ impl Store {
         if let Some(record) = self.memory.get(key) {
             return Some((record, Tier::Memory));
         }
-        if self.removed.contains_key(key) {
+        if self.removed.contains(key) {
             return None;
         }
         if key.starts_with('I') {
@@ -236,7 +318,7 @@ impl Store {
                     names: vary_names.clone(),
                     generation,
                 }));
-                self.removed.invalidate(&ikey);
+                self.removed.lift(&ikey);
                 self.memory.insert(ikey.clone(), record.clone());
                 let hash = self.hasher.hash_one(&ikey);
                 match self.on_disk.write() {
@@ -257,9 +339,9 @@ impl Store {
     /// Makes every stored variant of `url` unreachable (RFC 9111 §4.4).
     pub fn invalidate(&self, url: &str) {
         let key = index_key(url);
-        self.removed.insert(key.clone(), ());
+        let seq = self.removed.bury(&key);
         self.memory.remove(&key);
-        self.queue(Write::Remove(key));
+        self.queue(Write::Remove(key, seq));
     }
 
     /// Removes `url` (every variant); true when something was stored.
@@ -308,5 +390,63 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tombstone_is_lifted_only_by_its_own_removal_or_new_data() {
+        let t = Tombstones::default();
+        assert!(!t.contains("Ihttp://a/"));
+        let first = t.bury("Ihttp://a/");
+        let second = t.bury("Ihttp://a/");
+        t.lift_if("Ihttp://a/", first);
+        assert!(
+            t.contains("Ihttp://a/"),
+            "a later invalidation is still pending"
+        );
+        t.lift_if("Ihttp://a/", second);
+        assert!(!t.contains("Ihttp://a/"));
+        t.bury("Ihttp://b/");
+        t.lift("Ihttp://b/");
+        assert!(!t.contains("Ihttp://b/"));
+    }
+
+    #[tokio::test]
+    async fn invalidated_url_is_gone_at_once_and_after_the_disk_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20, 1 << 24).unwrap();
+        let entry = Entry {
+            status: http::StatusCode::OK,
+            headers: HeaderMap::new(),
+            times: super::super::policy::StoredTimes {
+                request_time: SystemTime::now(),
+                response_time: SystemTime::now(),
+            },
+            generation: 0,
+            body: bytes::Bytes::from_static(b"x"),
+        };
+        store.insert("http://a/", vec![], &HeaderMap::new(), entry);
+        assert!(matches!(
+            store.lookup("http://a/", &HeaderMap::new()).await,
+            Lookup::Hit(_)
+        ));
+        store.invalidate("http://a/");
+        assert!(matches!(
+            store.lookup("http://a/", &HeaderMap::new()).await,
+            Lookup::Miss
+        ));
+        store.close();
+        assert!(
+            store.disk().get("Ihttp://a/").unwrap().is_none(),
+            "removed on disk too"
+        );
+        assert!(
+            !store.removed.contains("Ihttp://a/"),
+            "tombstone lifted once done"
+        );
     }
 }
