@@ -37,14 +37,20 @@ pub enum ConnectError {
     Other(String, io::Error),
 }
 
+impl From<&ConnectError> for ProxyError {
+    fn from(e: &ConnectError) -> Self {
+        match e {
+            ConnectError::Dns(h) => ProxyError::Dns(h.clone()),
+            ConnectError::Refused(h) => ProxyError::ConnectRefused(h.clone()),
+            ConnectError::Timeout(h) => ProxyError::ConnectTimeout(h.clone()),
+            ConnectError::Other(h, e) => ProxyError::ConnectFailed(h.clone(), e.to_string()),
+        }
+    }
+}
+
 impl From<ConnectError> for ProxyError {
     fn from(e: ConnectError) -> Self {
-        match e {
-            ConnectError::Dns(h) => ProxyError::Dns(h),
-            ConnectError::Refused(h) => ProxyError::ConnectRefused(h),
-            ConnectError::Timeout(h) => ProxyError::ConnectTimeout(h),
-            ConnectError::Other(h, e) => ProxyError::ConnectFailed(h, e.to_string()),
-        }
+        ProxyError::from(&e)
     }
 }
 
@@ -250,12 +256,7 @@ fn classify(error: &hyper_util::client::legacy::Error, label: String) -> ProxyEr
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
         if let Some(connect) = e.downcast_ref::<ConnectError>() {
-            return match connect {
-                ConnectError::Dns(h) => ProxyError::Dns(h.clone()),
-                ConnectError::Refused(h) => ProxyError::ConnectRefused(h.clone()),
-                ConnectError::Timeout(h) => ProxyError::ConnectTimeout(h.clone()),
-                ConnectError::Other(h, io) => ProxyError::ConnectFailed(h.clone(), io.to_string()),
-            };
+            return ProxyError::from(connect);
         }
         source = e.source();
     }
