@@ -10,7 +10,7 @@ use http::{request, HeaderValue, Method, Response, StatusCode};
 use super::cache_control::CacheControl;
 use super::coalesce::{Published, Role};
 use super::entry::Entry;
-use super::origin::{upstream_copy, Followed, Revalidated};
+use super::origin::{upstream_copy, Joined, Revalidated};
 use super::outcome::Outcome;
 use super::policy::{self, Verdict};
 use super::serve::{self, Served};
@@ -170,38 +170,9 @@ impl Ctx<'_> {
             Outcome::RefreshModified
         };
         // Revalidations of one URL are coalesced like misses: one conditional request.
-        let mut leader = match self.cache.coalescer.join(&self.url) {
-            Role::Leader(guard) => {
-                if let Some(found) = self.stored_meanwhile(&parts).await {
-                    drop(guard);
-                    let outcome = Self::hit_outcome(&found);
-                    return self
-                        .serve(parts, &found.entry, outcome, None, exchange)
-                        .await;
-                }
-                Some(guard)
-            }
-            Role::Follower(rx) => {
-                match self
-                    .follow_flight(rx, &parts, modified_outcome, exchange)
-                    .await
-                {
-                    Followed::Shared(response) => return Ok(response),
-                    Followed::Refreshed(fresh) => {
-                        return self
-                            .serve(
-                                parts,
-                                &fresh,
-                                Outcome::RefreshUnmodified,
-                                Some(304),
-                                exchange,
-                            )
-                            .await;
-                    }
-                    Followed::Leader(guard) => Some(guard),
-                    Followed::Alone => None,
-                }
-            }
+        let (parts, mut leader) = match self.join_flight(parts, modified_outcome, exchange).await {
+            Joined::Answered(answer) => return answer,
+            Joined::Go(parts, leader) => (parts, leader),
         };
         match self.revalidate_upstream(&parts, &entry, exchange).await {
             Ok(Revalidated::NotModified(fresh)) => {

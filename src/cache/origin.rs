@@ -61,6 +61,14 @@ pub(super) fn upstream_copy(parts: &request::Parts, method: Method) -> request::
     copy.into_parts().0
 }
 
+/// What joining a URL's flight came to.
+pub(super) enum Joined {
+    /// The request was answered (from the store or the leader's response).
+    Answered(Result<Response<Body>, ProxyError>),
+    /// Go to the origin: as the flight's leader, or alone.
+    Go(request::Parts, Option<LeaderGuard>),
+}
+
 /// What became of a follower.
 pub(super) enum Followed {
     /// Served from the leader's response as it arrives.
@@ -94,36 +102,52 @@ impl Ctx<'_> {
             // Partial and header-only answers are not stored: pass them through.
             return self.respond(parts, outcome, None, empty(), exchange).await;
         }
-        let leader = match self.cache.coalescer.join(&self.url) {
-            Role::Leader(guard) => {
-                if let Some(found) = self.stored_meanwhile(&parts).await {
+        match self.join_flight(parts, outcome, exchange).await {
+            Joined::Answered(answer) => answer,
+            Joined::Go(parts, leader) => {
+                self.fetch_from_origin(parts, outcome, leader, exchange)
+                    .await
+            }
+        }
+    }
+
+    /// Joins the URL's flight before going to the origin. A new leader looks
+    /// at the store once more (the previous flight may have just stored a
+    /// fresh response); a follower is served from the leader's answer when it
+    /// may be. Otherwise the request goes on, leading a flight or alone.
+    pub(super) async fn join_flight(
+        &self,
+        parts: request::Parts,
+        outcome: Outcome,
+        exchange: &mut Exchange,
+    ) -> Joined {
+        let answered = match self.cache.coalescer.join(&self.url) {
+            Role::Leader(guard) => match self.stored_meanwhile(&parts).await {
+                Some(found) => {
                     drop(guard);
                     let outcome = Self::hit_outcome(&found);
-                    return self
-                        .serve(parts, &found.entry, outcome, None, exchange)
-                        .await;
-                }
-                Some(guard)
-            }
-            Role::Follower(rx) => match self.follow_flight(rx, &parts, outcome, exchange).await {
-                Followed::Shared(response) => return Ok(response),
-                Followed::Refreshed(entry) => {
-                    return self
-                        .serve(
-                            parts,
-                            &entry,
-                            Outcome::RefreshUnmodified,
-                            Some(304),
-                            exchange,
-                        )
+                    self.serve(parts, &found.entry, outcome, None, exchange)
                         .await
                 }
-                Followed::Leader(guard) => Some(guard),
-                Followed::Alone => None,
+                None => return Joined::Go(parts, Some(guard)),
+            },
+            Role::Follower(rx) => match self.follow_flight(rx, &parts, outcome, exchange).await {
+                Followed::Shared(response) => Ok(response),
+                Followed::Refreshed(entry) => {
+                    self.serve(
+                        parts,
+                        &entry,
+                        Outcome::RefreshUnmodified,
+                        Some(304),
+                        exchange,
+                    )
+                    .await
+                }
+                Followed::Leader(guard) => return Joined::Go(parts, Some(guard)),
+                Followed::Alone => return Joined::Go(parts, None),
             },
         };
-        self.fetch_from_origin(parts, outcome, leader, exchange)
-            .await
+        Joined::Answered(answered)
     }
 
     /// A new leader's second look at the store: the URL's previous flight
