@@ -8,23 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::cache::store::StoreStats;
-
-/// Result codes counted as hits, as Squid's own code does.
-pub const HIT_CODES: [&str; 7] = [
-    "TCP_HIT",
-    "TCP_MEM_HIT",
-    "TCP_IMS_HIT",
-    "TCP_INM_HIT",
-    "TCP_REFRESH_UNMODIFIED",
-    "TCP_NEGATIVE_HIT",
-    "TCP_REFRESH_FAIL_OLD",
-];
-
-/// True when `code` (with or without `_ABORTED`) is a hit.
-pub fn is_hit(code: &str) -> bool {
-    let code = code.strip_suffix("_ABORTED").unwrap_or(code);
-    HIT_CODES.contains(&code)
-}
+use crate::stats::codes::is_hit;
 
 /// Every result code the proxy logs; counted in fixed slots (no lock).
 const CODES: [&str; 17] = [

@@ -93,8 +93,8 @@ fn record_when_done(
         .map(crate::cache::policy::detach_value);
     let cache_status = parts.headers.get("cache-status").cloned();
     let proxy = proxy.clone();
-    let on_finish = Box::new(move |body_bytes: u64, complete: bool| {
-        let hit = crate::metrics::is_hit(exchange.result);
+    let on_finish = move |body_bytes: u64, complete: bool| {
+        let hit = crate::stats::codes::is_hit(exchange.result);
         let tunnel = exchange.result == "TCP_TUNNEL";
         let record = LogRecord {
             time: exchange.wall,
@@ -131,7 +131,7 @@ fn record_when_done(
         if let Some(log) = &proxy.log {
             log.log(record);
         }
-    });
+    };
     Response::from_parts(parts, body::boxed(Finish::new(body, on_finish)))
 }
 

@@ -1,6 +1,7 @@
 //! A response body that counts what it hands out and, when it is dropped,
 //! reports the count and whether the body reached its end: the moment a
-//! request is really finished (or aborted), for the log and the metrics.
+//! request is really finished (or aborted), for the log and the metrics,
+//! and for the connection, which is idle again from then on.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -8,20 +9,18 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
-/// Called once: bytes of body sent, and whether the body ended cleanly.
-pub type OnFinish = Box<dyn FnOnce(u64, bool) + Send>;
-
-/// Wraps a body; calls `on_finish` exactly once, when dropped.
-pub struct Finish<B> {
+/// Wraps a body; calls `on_finish(bytes of body sent, ended cleanly)`
+/// exactly once, when dropped.
+pub struct Finish<B, F: FnOnce(u64, bool)> {
     inner: B,
     bytes: u64,
     complete: bool,
     failed: bool,
-    on_finish: Option<OnFinish>,
+    on_finish: Option<F>,
 }
 
-impl<B: http_body::Body<Data = Bytes>> Finish<B> {
-    pub fn new(inner: B, on_finish: OnFinish) -> Self {
+impl<B: http_body::Body<Data = Bytes>, F: FnOnce(u64, bool)> Finish<B, F> {
+    pub fn new(inner: B, on_finish: F) -> Self {
         let complete = inner.is_end_stream();
         Finish {
             inner,
@@ -33,7 +32,11 @@ impl<B: http_body::Body<Data = Bytes>> Finish<B> {
     }
 }
 
-impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for Finish<B> {
+impl<B, F> http_body::Body for Finish<B, F>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    F: FnOnce(u64, bool) + Unpin,
+{
     type Data = Bytes;
     type Error = B::Error;
 
@@ -71,7 +74,7 @@ impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for Finish<B> {
     }
 }
 
-impl<B> Drop for Finish<B> {
+impl<B, F: FnOnce(u64, bool)> Drop for Finish<B, F> {
     fn drop(&mut self) {
         if let Some(f) = self.on_finish.take() {
             f(self.bytes, self.complete);
@@ -89,10 +92,9 @@ mod tests {
     async fn reports_bytes_and_completion_once() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
-        let body = Finish::new(
-            Full::new(Bytes::from_static(b"hello")),
-            Box::new(move |n, done| s.lock().unwrap().push((n, done))),
-        );
+        let body = Finish::new(Full::new(Bytes::from_static(b"hello")), move |n, done| {
+            s.lock().unwrap().push((n, done))
+        });
         let _ = body.collect().await.unwrap();
         assert_eq!(*seen.lock().unwrap(), vec![(5, true)]);
     }
@@ -101,10 +103,9 @@ mod tests {
     async fn dropped_early_is_incomplete() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
-        let body = Finish::new(
-            Full::new(Bytes::from_static(b"hello")),
-            Box::new(move |n, done| s.lock().unwrap().push((n, done))),
-        );
+        let body = Finish::new(Full::new(Bytes::from_static(b"hello")), move |n, done| {
+            s.lock().unwrap().push((n, done))
+        });
         drop(body);
         assert_eq!(*seen.lock().unwrap(), vec![(0, false)]);
     }

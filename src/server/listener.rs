@@ -16,8 +16,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::conn::{Activity, ClientIo, TrackedBody};
+use super::conn::{Activity, ClientIo};
 use super::park::SharedStream;
+use crate::access_log::finish::Finish;
 use crate::pipeline;
 use crate::shared::Proxy;
 
@@ -173,7 +174,9 @@ async fn serve_until_idle(
             if connect && response.status().is_success() {
                 activity.mark_upgraded();
             }
-            Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
+            // The request stays in flight until its body is done.
+            let response = response.map(|body| Finish::new(body, move |_, _| drop(in_flight)));
+            Ok::<_, Infallible>(response)
         }
     });
     let header_limit = config.server.max_request_header_size.as_u64() as usize;

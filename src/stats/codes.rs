@@ -60,14 +60,14 @@ pub struct Class {
 /// code; that test is the caller's, as it needs the method.
 pub fn classify(code: &str) -> Class {
     let base = base_code(code);
-    let hit = HIT_CODES.contains(&base.as_str());
+    let hit = HIT_CODES.contains(&base.as_ref());
     let cacheable =
-        hit || (base.starts_with("TCP_") && !NOT_CACHEABLE_CODES.contains(&base.as_str()));
+        hit || (base.starts_with("TCP_") && !NOT_CACHEABLE_CODES.contains(&base.as_ref()));
     Class { hit, cacheable }
 }
 
 /// The code without Squid's modifiers: `TCP_CF_HIT_ABORTED` → `TCP_HIT`.
-pub fn base_code(code: &str) -> String {
+pub fn base_code(code: &str) -> std::borrow::Cow<'_, str> {
     let mut base = code;
     while let Some(stripped) = ["_IGNORED", "_TIMEDOUT", "_ABORTED"]
         .iter()
@@ -79,9 +79,15 @@ pub fn base_code(code: &str) -> String {
         .split_once('_')
         .and_then(|(protocol, rest)| Some((protocol, rest.strip_prefix("CF_")?)))
     {
-        Some((protocol, rest)) => format!("{protocol}_{rest}"),
-        None => base.to_owned(),
+        Some((protocol, rest)) => std::borrow::Cow::Owned(format!("{protocol}_{rest}")),
+        None => std::borrow::Cow::Borrowed(base),
     }
+}
+
+/// True when `code` counts as a hit; the one hit test of the proxy's
+/// metrics, its access-log accounting and `cachalot stats`.
+pub fn is_hit(code: &str) -> bool {
+    classify(code).hit
 }
 
 #[cfg(test)]

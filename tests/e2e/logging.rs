@@ -255,7 +255,7 @@ async fn calamaris_and_goaccess_read_our_log_and_agree_on_the_figures() {
         let f: Vec<&str> = line.split_whitespace().collect();
         let bytes: u64 = f[4].parse().unwrap();
         all_bytes += bytes;
-        if cachalot::metrics::is_hit(f[3].split('/').next().unwrap()) {
+        if cachalot::stats::codes::is_hit(f[3].split('/').next().unwrap()) {
             hits += 1;
             hit_bytes += bytes;
         }
