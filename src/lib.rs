@@ -28,6 +28,7 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod dns;
 pub mod error;
 pub mod exchange;
 pub mod forward;

@@ -13,6 +13,8 @@
 
 mod cache;
 mod coalesce;
+mod dns;
+mod dns_server;
 mod forward;
 mod lifecycle;
 mod limits;
