@@ -114,6 +114,7 @@ fn record_when_done(
             cache_status,
             coalesced: exchange.coalesced,
             upstream_time: exchange.upstream_time,
+            dns_time: exchange.dns_time,
             bytes_from_origin: if hit || exchange.coalesced || exchange.peer.is_none() {
                 0
             } else {

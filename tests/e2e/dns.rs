@@ -318,3 +318,40 @@ async fn a_hosts_file_name_resolves_without_the_name_servers() {
     assert_eq!(body, FIXED_BODY);
     assert_eq!(dns.total_queries(), 0);
 }
+
+#[tokio::test]
+async fn the_json_log_has_the_dns_time_of_a_request_that_needed_one() {
+    let dns = DnsServer::start().await;
+    dns.set("timed.test", &["127.0.0.1"], 300);
+    dns.delay(Duration::from_millis(30));
+    let origin = Scripted::start(|_, _| respond(200, &[], "ok")).await;
+    let proxy = start_proxy(&format!(
+        "[log]\nformat = \"json\"\n{}{DST_RULES}",
+        dns.config("")
+    ))
+    .await;
+    let url = format!("http://timed.test:{}/", origin.addr.port());
+    fetch(proxy.addr, get(&url)).await;
+    fetch(proxy.addr, get(&origin.url("/literal"))).await;
+    let metrics = proxy.proxy.metrics.clone();
+    wait_until("requests finished", move || metrics.requests() >= 2).await;
+    proxy.proxy.log.as_ref().unwrap().close();
+    let text = std::fs::read_to_string(proxy.dir.path().join("logs/access.log")).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let named = lines
+        .iter()
+        .find(|v| v["url"].as_str().unwrap().contains("timed.test"))
+        .unwrap();
+    assert!(named["dns_ms"].as_f64().unwrap() >= 25.0, "{named}");
+    let literal = lines
+        .iter()
+        .find(|v| v["url"].as_str().unwrap().contains("/literal"))
+        .unwrap();
+    assert!(
+        literal["dns_ms"].is_null(),
+        "an IP literal needs no lookup: {literal}"
+    );
+}
