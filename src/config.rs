@@ -27,6 +27,9 @@ pub struct Config {
     pub log: LogConfig,
     pub admin: AdminConfig,
     pub dns: DnsConfig,
+    /// Parent proxies (`[[parent]]` tables), and how they are used.
+    pub parent: Vec<crate::parent::ParentConfig>,
+    pub parents: crate::parent::ParentsConfig,
     pub acl: Vec<crate::acl::RuleConfig>,
     /// Folder that relative paths are resolved against (not a TOML key).
     #[serde(skip)]
@@ -303,6 +306,9 @@ impl Config {
             crate::acl::Rules::compile(&self.acl, !self.auth.users_file.is_empty(), &[])
         {
             errors.extend(acl);
+        }
+        if let Err(parents) = crate::parent::Parents::compile(&self.parent, &self.parents) {
+            errors.extend(parents);
         }
         if let Err(privacy) = crate::anonymize::Privacy::compile(&self.privacy) {
             errors.extend(privacy);

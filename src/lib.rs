@@ -34,6 +34,7 @@ pub mod exchange;
 pub mod forward;
 pub mod http;
 pub mod metrics;
+pub mod parent;
 pub mod pipeline;
 pub mod server;
 pub mod shared;
