@@ -16,6 +16,7 @@ mod coalesce;
 mod dns;
 mod dns_server;
 mod forward;
+mod hardening;
 mod lifecycle;
 mod limits;
 mod logging;
