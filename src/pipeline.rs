@@ -7,14 +7,16 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::header::{CONTENT_TYPE, REFERER, USER_AGENT};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
+use crate::access_log::delivery::{Delivered, Report, Wire};
 use crate::access_log::finish::Finish;
-use crate::access_log::LogRecord;
+use crate::access_log::{LogRecord, TunnelBytes};
 use crate::acl::{Decision, Subject};
 use crate::auth::Verdict;
 use crate::error::{ProxyError, Side};
@@ -25,11 +27,16 @@ use crate::http::target::{self, Authority, Target};
 use crate::shared::{Proxy, Shared};
 use crate::{cache, tunnel};
 
-/// Answers one request from a client. Never fails: every error becomes a page.
-pub async fn handle(
+/// Answers one request from a client. Never fails: every error becomes a
+/// page. The request is logged and counted once `wire` (the connection's
+/// write side) has delivered the response or lost the client; `held` is
+/// dropped at that moment.
+pub async fn handle<H: Send + Unpin + 'static>(
     proxy: Arc<Proxy>,
     client: SocketAddr,
     request: Request<Incoming>,
+    wire: Arc<Wire>,
+    held: H,
 ) -> Response<Body> {
     let shared = proxy.current();
     let mut exchange = Exchange::new(
@@ -68,23 +75,21 @@ pub async fn handle(
     };
     shared.privacy.response(response.headers_mut());
     exchange.status = Some(response.status());
-    record_when_done(&proxy, response, exchange)
+    record_when_done(&proxy, response, exchange, wire, held)
 }
 
-/// Wraps the body so that the request is logged and counted when the last
-/// byte has gone out (or the transfer was aborted).
-fn record_when_done(
+/// Wraps the body so that the request is logged and counted when its last
+/// byte has been written to the client (or the client went away); a
+/// tunnel's `200` hands the record to the tunnel, logged when it closes.
+fn record_when_done<H: Send + Unpin + 'static>(
     proxy: &Arc<Proxy>,
     response: Response<Body>,
     exchange: Exchange,
+    wire: Arc<Wire>,
+    held: H,
 ) -> Response<Body> {
-    let (parts, body) = response.into_parts();
-    let head_bytes = 17
-        + parts
-            .headers
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 4)
-            .sum::<usize>() as u64;
+    let (mut parts, body) = response.into_parts();
+    let on_close = parts.extensions.remove::<tunnel::OnClose>();
     // Our own Cache-Status is a small value of its own; a Content-Type parsed
     // from the origin shares its read buffer, so the log keeps a copy.
     let content_type = parts
@@ -93,17 +98,17 @@ fn record_when_done(
         .map(crate::cache::policy::detach_value);
     let cache_status = parts.headers.get("cache-status").cloned();
     let proxy = proxy.clone();
-    let on_finish = move |body_bytes: u64, complete: bool| {
+    let log = move |delivered: Delivered, body_bytes: u64, tunnel: Option<TunnelBytes>| {
         let hit = crate::stats::codes::is_hit(exchange.result);
-        let tunnel = exchange.result == "TCP_TUNNEL";
+        let reset = tunnel.is_some_and(|t| t.client_reset || t.origin_reset);
         let record = LogRecord {
-            time: exchange.wall,
+            time: SystemTime::now(),
             elapsed: exchange.started.elapsed(),
             client: exchange.client.ip(),
             result: exchange.result,
-            aborted: !complete && !tunnel,
+            aborted: !delivered.complete || reset,
             status: exchange.status.map_or(0, |s| s.as_u16()),
-            bytes: head_bytes + body_bytes,
+            bytes: delivered.bytes + tunnel.map_or(0, |t| t.down),
             method: exchange.method,
             url: exchange.target,
             version: exchange.version,
@@ -121,18 +126,41 @@ fn record_when_done(
             referer: exchange.referer,
             user_agent: exchange.user_agent,
             error: exchange.error,
+            tunnel,
         };
+        // A tunnel's bytes to the client were counted as they flowed.
         proxy.metrics.request(
             record.result,
             record.aborted,
-            record.bytes,
+            delivered.bytes,
             record.bytes_from_origin,
         );
         if let Some(log) = &proxy.log {
             log.log(record);
         }
     };
-    Response::from_parts(parts, body::boxed(Finish::new(body, on_finish)))
+    let on_body_done = move |body_bytes: u64, complete: bool| {
+        let report: Report = match on_close {
+            Some(on_close) => Box::new(move |delivered: Delivered| {
+                drop(held);
+                if delivered.complete {
+                    // The 200 is out: the tunnel logs itself when it closes.
+                    on_close.send(Box::new(move |bytes| {
+                        log(delivered, 0, Some(bytes));
+                    }));
+                } else {
+                    on_close.cancel();
+                    log(delivered, 0, Some(TunnelBytes::default()));
+                }
+            }),
+            None => Box::new(move |delivered| {
+                drop(held);
+                log(delivered, body_bytes, None);
+            }),
+        };
+        wire.body_done(complete, report);
+    };
+    Response::from_parts(parts, body::boxed(Finish::new(body, on_body_done)))
 }
 
 /// `PURGE <url>`: removes every stored variant of the URL; admin sources only.

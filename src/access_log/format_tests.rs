@@ -24,6 +24,7 @@ fn record() -> LogRecord {
         referer: None,
         user_agent: Some("curl/8".into()),
         error: None,
+        tunnel: None,
     }
 }
 

@@ -246,6 +246,7 @@ mod tests {
             referer: None,
             user_agent: None,
             error: None,
+            tunnel: None,
         }
     }
 

@@ -1,8 +1,10 @@
 //! Per-connection timing for client connections: a request head must be
 //! complete within `client_header` once started (slow-loris), and a
 //! keep-alive connection with nothing in flight closes after `client_idle`.
-//! The socket wrapper notes when a new head starts; the service notes when
-//! a request arrives and when its response body is done.
+//! The socket wrapper notes when a new head starts and counts what is
+//! written, flushed and lost (`access_log::delivery::Wire`); the service
+//! notes when a request arrives, and the connection is idle again once its
+//! response has been delivered.
 
 use std::io;
 use std::pin::Pin;
@@ -14,6 +16,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use crate::access_log::delivery::Wire;
 
 const NONE: u64 = u64::MAX;
 
@@ -36,6 +40,8 @@ pub struct Activity {
     /// The last write or flush could not complete: hyper still holds output,
     /// so the connection must not be parked (it would be lost).
     write_pending: AtomicBool,
+    /// The write side: bytes out, and responses waiting for them.
+    pub wire: Arc<Wire>,
 }
 
 /// Why the watchdog closed a connection.
@@ -59,6 +65,7 @@ impl Activity {
             read_waker: Mutex::new(None),
             upgraded: AtomicBool::new(false),
             write_pending: AtomicBool::new(false),
+            wire: Wire::new(),
         })
     }
 
@@ -165,7 +172,7 @@ impl Activity {
     }
 }
 
-/// Held by a response body (see `access_log::finish::Finish`); the
+/// Held until a response has been delivered (see `pipeline::handle`); the
 /// connection is idle again once it drops.
 pub struct InFlight(Arc<Activity>);
 
@@ -176,7 +183,8 @@ impl Drop for InFlight {
     }
 }
 
-/// The client socket, reporting the first bytes of each new request head.
+/// The client socket, reporting the first bytes of each new request head
+/// and counting, for the access log, what the socket really took.
 pub struct ClientIo<T> {
     inner: T,
     activity: Arc<Activity>,
@@ -184,7 +192,16 @@ pub struct ClientIo<T> {
 
 impl<T> ClientIo<T> {
     pub fn new(inner: T, activity: Arc<Activity>) -> Self {
+        activity.wire.reopened();
         ClientIo { inner, activity }
+    }
+}
+
+impl<T> Drop for ClientIo<T> {
+    fn drop(&mut self) {
+        // hyper (or the tunnel) is done with the socket: a response still
+        // waiting for its bytes did not get them out.
+        self.activity.wire.closed();
     }
 }
 
@@ -223,7 +240,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.note_write(result.is_pending());
+        self.note_write(&result);
         result
     }
 
@@ -233,7 +250,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.note_write(result.is_pending());
+        self.note_write(&result);
         result
     }
 
@@ -243,7 +260,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let result = Pin::new(&mut self.inner).poll_flush(cx);
-        self.note_write(result.is_pending());
+        self.activity
+            .write_pending
+            .store(result.is_pending(), Ordering::Relaxed);
+        if let Poll::Ready(Ok(())) = result {
+            // hyper flushes the socket only with its own buffer empty.
+            self.activity.wire.flushed();
+        }
         result
     }
 
@@ -256,10 +279,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
 }
 
 impl<T> ClientIo<T> {
-    fn note_write(&self, pending: bool) {
+    fn note_write(&self, result: &Poll<io::Result<usize>>) {
         self.activity
             .write_pending
-            .store(pending, Ordering::Relaxed);
+            .store(result.is_pending(), Ordering::Relaxed);
+        if let Poll::Ready(Ok(n)) = result {
+            self.activity.wire.wrote(*n);
+        }
     }
 }
 
