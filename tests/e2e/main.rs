@@ -13,6 +13,7 @@
 
 mod cache;
 mod coalesce;
+mod delivery;
 mod forward;
 mod lifecycle;
 mod limits;
