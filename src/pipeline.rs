@@ -57,6 +57,7 @@ pub async fn handle<H: Send + Unpin + 'static>(
     if request.version() == Version::HTTP_10 {
         exchange.version = "HTTP/1.0";
     }
+    let connect = request.method() == Method::CONNECT;
     let result = if request.method().as_str() == "PURGE" {
         purge(&proxy, &shared, client, &request, &mut exchange).await
     } else {
@@ -70,12 +71,50 @@ pub async fn handle<H: Send + Unpin + 'static>(
             if error.side() == Side::Upstream {
                 proxy.metrics.upstream_error(error.kind());
             }
-            error_page::render(&error, &shared.config.server.name)
+            let mut page = error_page::render(&error, &shared.config.server.name);
+            mark_proxy_made(&mut page, &shared.config.server.name, Some(&error), connect);
+            page
         }
     };
+    if !(connect && response.status().is_success()) {
+        // The proxy's own answers (407, PURGE...) say so too (RFC 9211).
+        mark_proxy_made(&mut response, &shared.config.server.name, None, connect);
+    }
     shared.privacy.response(response.headers_mut());
     exchange.status = Some(response.status());
     record_when_done(&proxy, response, exchange, wire, held)
+}
+
+/// Adds a `Cache-Status` to an answer the proxy made itself, unless it has
+/// one: `fwd` when the request went towards the origin and failed there,
+/// `detail` naming why the proxy answered.
+fn mark_proxy_made(
+    response: &mut Response<Body>,
+    name: &str,
+    error: Option<&ProxyError>,
+    connect: bool,
+) {
+    if response.headers().contains_key("cache-status") {
+        return;
+    }
+    let value = match error {
+        Some(error) if error.side() == Side::Upstream => {
+            let fwd = match error {
+                _ if connect => "bypass",
+                ProxyError::RevalidationFailed(_) => "stale",
+                _ => "miss",
+            };
+            format!("{name}; fwd={fwd}; detail={}", error.detail())
+        }
+        Some(error) => format!("{name}; detail={}", error.detail()),
+        None if response.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED => {
+            format!("{name}; detail=auth-required")
+        }
+        None => format!("{name}; detail=proxy-answer"),
+    };
+    if let Ok(value) = http::HeaderValue::from_str(&value) {
+        response.headers_mut().insert("cache-status", value);
+    }
 }
 
 /// Wraps the body so that the request is logged and counted when its last

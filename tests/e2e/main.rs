@@ -18,6 +18,7 @@ mod forward;
 mod lifecycle;
 mod limits;
 mod logging;
+mod marks;
 mod park;
 mod policy;
 mod reload;
