@@ -39,12 +39,24 @@ pub async fn handle<H: Send + Unpin + 'static>(
     held: H,
 ) -> Response<Body> {
     let shared = proxy.current();
-    let mut exchange = Exchange::new(
-        client,
-        request.method(),
-        request.uri().to_string(),
-        Instant::now().into_std(),
+    // Logged as aborted if the client leaves before there is an answer.
+    let mut exchange = Unanswered(
+        Some(Exchange::new(
+            client,
+            request.method(),
+            request.uri().to_string(),
+            Instant::now().into_std(),
+        )),
+        proxy.clone(),
     );
+    let Some(record) = exchange.0.as_mut() else {
+        return error_page::page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error",
+            "no request record",
+            &shared.config.server.name,
+        );
+    };
     let text = |name| {
         request
             .headers()
@@ -52,22 +64,22 @@ pub async fn handle<H: Send + Unpin + 'static>(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    exchange.referer = text(REFERER);
-    exchange.user_agent = text(USER_AGENT);
+    record.referer = text(REFERER);
+    record.user_agent = text(USER_AGENT);
     if request.version() == Version::HTTP_10 {
-        exchange.version = "HTTP/1.0";
+        record.version = "HTTP/1.0";
     }
     let connect = request.method() == Method::CONNECT;
     let result = if request.method().as_str() == "PURGE" {
-        purge(&proxy, &shared, client, &request, &mut exchange).await
+        purge(&proxy, &shared, client, &request, record).await
     } else {
-        run(&proxy, &shared, client, request, &mut exchange).await
+        run(&proxy, &shared, client, request, record).await
     };
     let mut response = match result {
         Ok(response) => response,
         Err(error) => {
-            exchange.result = error.squid_code();
-            exchange.error = Some(error.to_string());
+            record.result = error.squid_code();
+            record.error = Some(error.to_string());
             if error.side() == Side::Upstream {
                 proxy.metrics.upstream_error(error.kind());
             }
@@ -81,8 +93,28 @@ pub async fn handle<H: Send + Unpin + 'static>(
         mark_proxy_made(&mut response, &shared.config.server.name, None, connect);
     }
     shared.privacy.response(response.headers_mut());
-    exchange.status = Some(response.status());
-    record_when_done(&proxy, response, exchange, wire, held)
+    record.status = Some(response.status());
+    let exchange = exchange.0.take();
+    match exchange {
+        Some(exchange) => record_when_done(&proxy, response, exchange, wire, held),
+        None => response,
+    }
+}
+
+/// A request with no answer yet: dropped so (the client left while it was
+/// being worked on), it is logged as an aborted transfer of nothing.
+struct Unanswered(Option<Exchange>, Arc<Proxy>);
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(exchange) = self.0.take() {
+            let gone = Delivered {
+                bytes: 0,
+                complete: false,
+            };
+            log_record(&self.1, exchange, None, None, gone, 0, None);
+        }
+    }
 }
 
 /// Adds a `Cache-Status` to an answer the proxy made itself, unless it has
@@ -138,45 +170,15 @@ fn record_when_done<H: Send + Unpin + 'static>(
     let cache_status = parts.headers.get("cache-status").cloned();
     let proxy = proxy.clone();
     let log = move |delivered: Delivered, body_bytes: u64, tunnel: Option<TunnelBytes>| {
-        let hit = crate::stats::codes::is_hit(exchange.result);
-        let reset = tunnel.is_some_and(|t| t.client_reset || t.origin_reset);
-        let record = LogRecord {
-            time: SystemTime::now(),
-            elapsed: exchange.started.elapsed(),
-            client: exchange.client.ip(),
-            result: exchange.result,
-            aborted: !delivered.complete || reset,
-            status: exchange.status.map_or(0, |s| s.as_u16()),
-            bytes: delivered.bytes + tunnel.map_or(0, |t| t.down),
-            method: exchange.method,
-            url: exchange.target,
-            version: exchange.version,
-            user: exchange.user,
-            peer: exchange.peer,
+        log_record(
+            &proxy,
+            exchange,
             content_type,
             cache_status,
-            coalesced: exchange.coalesced,
-            upstream_time: exchange.upstream_time,
-            bytes_from_origin: if hit || exchange.coalesced || exchange.peer.is_none() {
-                0
-            } else {
-                body_bytes
-            },
-            referer: exchange.referer,
-            user_agent: exchange.user_agent,
-            error: exchange.error,
+            delivered,
+            body_bytes,
             tunnel,
-        };
-        // A tunnel's bytes to the client were counted as they flowed.
-        proxy.metrics.request(
-            record.result,
-            record.aborted,
-            delivered.bytes,
-            record.bytes_from_origin,
         );
-        if let Some(log) = &proxy.log {
-            log.log(record);
-        }
     };
     let on_body_done = move |body_bytes: u64, complete: bool| {
         let report: Report = match on_close {
@@ -200,6 +202,57 @@ fn record_when_done<H: Send + Unpin + 'static>(
         wire.body_done(complete, report);
     };
     Response::from_parts(parts, body::boxed(Finish::new(body, on_body_done)))
+}
+
+/// Writes one request's line and counts it, at the moment it is done.
+fn log_record(
+    proxy: &Proxy,
+    exchange: Exchange,
+    content_type: Option<http::HeaderValue>,
+    cache_status: Option<http::HeaderValue>,
+    delivered: Delivered,
+    body_bytes: u64,
+    tunnel: Option<TunnelBytes>,
+) {
+    let hit = crate::stats::codes::is_hit(exchange.result);
+    let reset = tunnel.is_some_and(|t| t.client_reset || t.origin_reset);
+    let record = LogRecord {
+        time: SystemTime::now(),
+        elapsed: exchange.started.elapsed(),
+        client: exchange.client.ip(),
+        result: exchange.result,
+        aborted: !delivered.complete || reset,
+        status: exchange.status.map_or(0, |s| s.as_u16()),
+        bytes: delivered.bytes + tunnel.map_or(0, |t| t.down),
+        method: exchange.method,
+        url: exchange.target,
+        version: exchange.version,
+        user: exchange.user,
+        peer: exchange.peer,
+        content_type,
+        cache_status,
+        coalesced: exchange.coalesced,
+        upstream_time: exchange.upstream_time,
+        bytes_from_origin: if hit || exchange.coalesced || exchange.peer.is_none() {
+            0
+        } else {
+            body_bytes
+        },
+        referer: exchange.referer,
+        user_agent: exchange.user_agent,
+        error: exchange.error,
+        tunnel,
+    };
+    // A tunnel's bytes to the client were counted as they flowed.
+    proxy.metrics.request(
+        record.result,
+        record.aborted,
+        delivered.bytes,
+        record.bytes_from_origin,
+    );
+    if let Some(log) = &proxy.log {
+        log.log(record);
+    }
 }
 
 /// `PURGE <url>`: removes every stored variant of the URL; admin sources only.

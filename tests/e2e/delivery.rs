@@ -349,3 +349,21 @@ async fn calamaris_and_stats_agree_with_the_clients_on_the_byte_hit_ratio() {
     );
     assert!((savings / 100.0 - client_ratio).abs() < 0.1);
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_before_the_answer_is_logged_aborted_with_nothing() {
+    let origin = Origin::start().await;
+    let proxy = start_proxy("").await;
+    let mut stream = connect(proxy.addr).await;
+    let url = origin.url("/slow/3000");
+    let head = format!("GET {url} HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    wait_until("the origin has the request", || origin.requests() == 1).await;
+    drop(stream);
+    finished(&proxy, 1).await;
+    let lines = log_lines(&proxy);
+    let f = fields(&lines[0]);
+    assert!(f[3].ends_with("_ABORTED/000"), "{}", lines[0]);
+    assert_eq!(f[4], "0", "{}", lines[0]);
+    assert_eq!(f[6], url);
+}
