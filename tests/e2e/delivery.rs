@@ -367,3 +367,34 @@ async fn a_client_that_leaves_before_the_answer_is_logged_aborted_with_nothing()
     assert_eq!(f[4], "0", "{}", lines[0]);
     assert_eq!(f[6], url);
 }
+
+#[tokio::test]
+async fn a_tunnel_the_origin_resets_is_logged_aborted_with_the_reset_named() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = listener.local_addr().unwrap();
+    let reset = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        stream.write_all(b"hello").await.unwrap();
+        let mut buf = [0u8; 4];
+        stream.read_exact(&mut buf).await.unwrap();
+        stream.set_zero_linger().unwrap();
+    });
+    let proxy = start_proxy(&format!(
+        "{}[log]\nformat = \"json\"\n",
+        connect_ports(server.port())
+    ))
+    .await;
+    let mut stream = connect(proxy.addr).await;
+    let request = format!("CONNECT {server} HTTP/1.1\r\nHost: {server}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(b"ping").await.unwrap();
+    within("server", reset).await.unwrap();
+    read_to_end(&mut stream).await;
+    finished(&proxy, 1).await;
+    let lines = log_lines(&proxy);
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(v["result"], "TCP_TUNNEL_ABORTED", "{v}");
+    assert_eq!(v["origin_reset"], true, "{v}");
+    assert_eq!(v["bytes_up"], 4);
+    assert_eq!(v["bytes_down"], 5);
+}
