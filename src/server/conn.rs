@@ -51,6 +51,9 @@ pub enum Expiry {
     HeaderTimeout,
     /// No request for too long on an idle keep-alive connection.
     IdleTimeout,
+    /// A response in flight could not be written for `client_idle`: the
+    /// client stopped reading.
+    WriteStalled,
 }
 
 impl Activity {
@@ -143,15 +146,24 @@ impl Activity {
         }
     }
 
-    /// Resolves when the connection has waited too long; never while a
-    /// response is in flight.
+    /// Resolves when the connection has waited too long; while a response
+    /// is in flight, only when the client has taken none of it for at least
+    /// `idle` (a response stays in flight until it is written out).
     pub async fn expired(&self, header: Duration, idle: Duration) -> Expiry {
         let header = header.as_millis() as u64;
         let idle = idle.as_millis() as u64;
+        let mut written = None;
         loop {
             let now = self.now_ms();
             let head = self.head_started.load(Ordering::Relaxed);
             let (deadline, kind) = if self.in_flight.load(Ordering::Relaxed) > 0 {
+                // Checked once per `idle`: blocked on a write, and no byte
+                // taken since the last look.
+                let now_written = self.wire.written();
+                if self.write_pending.load(Ordering::Relaxed) && written == Some(now_written) {
+                    return Expiry::WriteStalled;
+                }
+                written = Some(now_written);
                 (now.saturating_add(idle), None)
             } else if head != NONE {
                 (head.saturating_add(header), Some(Expiry::HeaderTimeout))
@@ -330,6 +342,30 @@ mod tests {
         let kind = wait.await.unwrap();
         assert_eq!(kind, Expiry::HeaderTimeout);
         assert!(a.start.elapsed() < Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_response_the_client_does_not_read_expires_and_one_it_reads_does_not() {
+        let a = Activity::new();
+        let _guard = a.request_started();
+        a.write_pending.store(true, Ordering::Relaxed);
+        let reading = a.clone();
+        let progress = tokio::spawn(async move {
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                reading.wire.wrote(100);
+            }
+        });
+        let wait = a.expired(Duration::from_secs(1), Duration::from_secs(2));
+        let kind = tokio::time::timeout(Duration::from_secs(30), wait).await;
+        progress.await.unwrap();
+        assert_eq!(kind, Ok(Expiry::WriteStalled));
+        let elapsed = a.start.elapsed();
+        assert!(
+            elapsed >= Duration::from_secs(10),
+            "not while it reads: {elapsed:?}"
+        );
+        assert!(elapsed <= Duration::from_secs(15), "{elapsed:?}");
     }
 
     #[tokio::test(start_paused = true)]
