@@ -157,13 +157,20 @@ impl Activity {
             let now = self.now_ms();
             let head = self.head_started.load(Ordering::Relaxed);
             let (deadline, kind) = if self.in_flight.load(Ordering::Relaxed) > 0 {
-                // Checked once per `idle`: blocked on a write, and no byte
-                // taken since the last look.
+                // Blocked on a write, and no byte taken for `idle` (the
+                // loop also wakes early, when a head begins elsewhere).
                 let now_written = self.wire.written();
-                if self.write_pending.load(Ordering::Relaxed) && written == Some(now_written) {
-                    return Expiry::WriteStalled;
+                match written {
+                    Some((seen, since))
+                        if seen == now_written
+                            && now.saturating_sub(since) >= idle
+                            && self.write_pending.load(Ordering::Relaxed) =>
+                    {
+                        return Expiry::WriteStalled;
+                    }
+                    Some((seen, _)) if seen == now_written => {}
+                    _ => written = Some((now_written, now)),
                 }
-                written = Some(now_written);
                 (now.saturating_add(idle), None)
             } else if head != NONE {
                 (head.saturating_add(header), Some(Expiry::HeaderTimeout))
@@ -366,6 +373,18 @@ mod tests {
             "not while it reads: {elapsed:?}"
         );
         assert!(elapsed <= Duration::from_secs(15), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_early_wake_does_not_count_as_a_stall() {
+        let a = Activity::new();
+        let _guard = a.request_started();
+        a.write_pending.store(true, Ordering::Relaxed);
+        a.head_began.notify_one();
+        let wait = a.expired(Duration::from_secs(1), Duration::from_secs(60));
+        assert!(tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .is_err());
     }
 
     #[tokio::test(start_paused = true)]
