@@ -40,23 +40,17 @@ pub async fn handle<H: Send + Unpin + 'static>(
 ) -> Response<Body> {
     let shared = proxy.current();
     // Logged as aborted if the client leaves before there is an answer.
-    let mut exchange = Unanswered(
-        Some(Exchange::new(
+    let mut pending = Unanswered {
+        exchange: Exchange::new(
             client,
             request.method(),
             request.uri().to_string(),
             Instant::now().into_std(),
-        )),
-        proxy.clone(),
-    );
-    let Some(record) = exchange.0.as_mut() else {
-        return error_page::page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            "no request record",
-            &shared.config.server.name,
-        );
+        ),
+        proxy: proxy.clone(),
+        answered: false,
     };
+    let record = &mut pending.exchange;
     let text = |name| {
         request
             .headers()
@@ -94,25 +88,45 @@ pub async fn handle<H: Send + Unpin + 'static>(
     }
     shared.privacy.response(response.headers_mut());
     record.status = Some(response.status());
-    let exchange = exchange.0.take();
-    match exchange {
-        Some(exchange) => record_when_done(&proxy, response, exchange, wire, held),
-        None => response,
-    }
+    record_when_done(&proxy, response, pending.answer(), wire, held)
 }
 
 /// A request with no answer yet: dropped so (the client left while it was
 /// being worked on), it is logged as an aborted transfer of nothing.
-struct Unanswered(Option<Exchange>, Arc<Proxy>);
+struct Unanswered {
+    exchange: Exchange,
+    proxy: Arc<Proxy>,
+    answered: bool,
+}
+
+impl Unanswered {
+    /// There is an answer: the record goes with it.
+    fn answer(mut self) -> Exchange {
+        self.answered = true;
+        self.take()
+    }
+
+    /// The record, an empty one (no allocation) left in its place.
+    fn take(&mut self) -> Exchange {
+        let empty = Exchange::new(
+            self.exchange.client,
+            &Method::GET,
+            String::new(),
+            self.exchange.started,
+        );
+        std::mem::replace(&mut self.exchange, empty)
+    }
+}
 
 impl Drop for Unanswered {
     fn drop(&mut self) {
-        if let Some(exchange) = self.0.take() {
+        if !self.answered {
             let gone = Delivered {
                 bytes: 0,
                 complete: false,
             };
-            log_record(&self.1, exchange, None, None, gone, 0, None);
+            let exchange = self.take();
+            log_record(&self.proxy, exchange, None, None, gone, 0, None);
         }
     }
 }
