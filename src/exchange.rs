@@ -2,7 +2,7 @@
 //! along, read once at the end by the log. Pure.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 
@@ -13,8 +13,6 @@ pub struct Exchange {
     pub client: SocketAddr,
     /// When the request head was received.
     pub started: Instant,
-    /// The same moment on the wall clock, for the log.
-    pub wall: SystemTime,
     /// The client's protocol version, e.g. `HTTP/1.1`.
     pub version: &'static str,
     /// Referer and User-Agent as the client sent them (combined log format).
@@ -48,7 +46,6 @@ impl Exchange {
         Exchange {
             client,
             started: now,
-            wall: SystemTime::now(),
             version: "HTTP/1.1",
             referer: None,
             user_agent: None,

@@ -21,7 +21,8 @@ pub enum Format {
 /// One finished request, as the log sees it.
 #[derive(Debug, Clone)]
 pub struct LogRecord {
-    /// When the request arrived.
+    /// When the response was done: its last byte written to the client, or
+    /// the client gone (Squid's timestamp).
     pub time: SystemTime,
     /// From arrival to the last byte sent (or the abort).
     pub elapsed: Duration,
@@ -50,6 +51,21 @@ pub struct LogRecord {
     pub referer: Option<String>,
     pub user_agent: Option<String>,
     pub error: Option<String>,
+    /// A CONNECT tunnel's traffic, logged when it closed.
+    pub tunnel: Option<TunnelBytes>,
+}
+
+/// Both directions of a closed CONNECT tunnel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TunnelBytes {
+    /// Bytes from the client to the origin.
+    pub up: u64,
+    /// Bytes from the origin to the client (the 200 head not included).
+    pub down: u64,
+    /// The client's side ended with a reset (or another error).
+    pub client_reset: bool,
+    /// The origin's side ended with a reset (or another error).
+    pub origin_reset: bool,
 }
 
 impl LogRecord {
@@ -134,7 +150,9 @@ fn escape(text: &str) -> String {
 
 /// Apache/nginx combined: `client - user [time] "request" status bytes "referer" "agent"`.
 pub fn combined(r: &LogRecord) -> String {
-    let time = httpdate::fmt_http_date(r.time);
+    // Apache's %t is when the request arrived; ours is when it was done.
+    let arrived = r.time.checked_sub(r.elapsed).unwrap_or(r.time);
+    let time = httpdate::fmt_http_date(arrived);
     // "Tue, 24 Nov 2026 20:26:50 GMT" → "24/Nov/2026:20:26:50 +0000"
     let parts: Vec<&str> = time.split([' ', ',']).filter(|p| !p.is_empty()).collect();
     let clf = match parts.as_slice() {
@@ -182,6 +200,10 @@ pub fn json(r: &LogRecord) -> String {
         "referer": r.referer,
         "user_agent": r.user_agent,
         "error": r.error,
+        "bytes_up": r.tunnel.map(|t| t.up),
+        "bytes_down": r.tunnel.map(|t| t.down),
+        "client_reset": r.tunnel.map(|t| t.client_reset),
+        "origin_reset": r.tunnel.map(|t| t.origin_reset),
     })
     .to_string()
 }

@@ -25,6 +25,7 @@ fn record() -> LogRecord {
         referer: None,
         user_agent: Some("curl/8".into()),
         error: None,
+        tunnel: None,
     }
 }
 

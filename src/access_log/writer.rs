@@ -247,6 +247,7 @@ mod tests {
             referer: None,
             user_agent: None,
             error: None,
+            tunnel: None,
         }
     }
 

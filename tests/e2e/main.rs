@@ -13,6 +13,7 @@
 
 mod cache;
 mod coalesce;
+mod delivery;
 mod dns;
 mod dns_server;
 mod forward;
@@ -20,6 +21,7 @@ mod hardening;
 mod lifecycle;
 mod limits;
 mod logging;
+mod marks;
 mod parent;
 mod park;
 mod policy;
