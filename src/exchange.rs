@@ -30,6 +30,8 @@ pub struct Exchange {
     pub result: &'static str,
     /// The address of the origin actually contacted, if any.
     pub peer: Option<SocketAddr>,
+    /// `peer` is a parent proxy (logged as Squid's `CARP` hierarchy code).
+    pub via_parent: bool,
     /// Status sent to the client.
     pub status: Option<StatusCode>,
     /// Why the request failed, if it did.
@@ -55,6 +57,7 @@ impl Exchange {
             target,
             result: "NONE_NONE",
             peer: None,
+            via_parent: false,
             status: None,
             error: None,
             user: None,

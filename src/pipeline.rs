@@ -244,6 +244,7 @@ fn log_record(
         version: exchange.version,
         user: exchange.user,
         peer: exchange.peer,
+        via_parent: exchange.via_parent,
         content_type,
         cache_status,
         coalesced: exchange.coalesced,

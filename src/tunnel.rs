@@ -85,7 +85,9 @@ pub async fn open(
         .upstream
         .connect(connect, &host, authority.port)
         .await?;
-    exchange.peer = Some(peer);
+    exchange.peer = Some(peer.addr);
+    exchange.via_parent = peer.parent;
+    let peer = peer.addr;
     let idle = config.timeouts.tunnel_idle;
     let metrics = metrics.clone();
     let (report_to, report) = oneshot::channel::<CloseReport>();

@@ -39,6 +39,8 @@ pub struct LogRecord {
     pub version: &'static str,
     pub user: Option<Arc<str>>,
     pub peer: Option<SocketAddr>,
+    /// `peer` is a parent proxy chosen by URL hashing.
+    pub via_parent: bool,
     pub content_type: Option<http::HeaderValue>,
     pub cache_status: Option<http::HeaderValue>,
     pub coalesced: bool,
@@ -88,6 +90,16 @@ pub fn line(format: Format, r: &LogRecord) -> String {
     }
 }
 
+/// Squid's hierarchy code: how the response was obtained.
+fn hierarchy_code(r: &LogRecord) -> &'static str {
+    match (r.peer, r.via_parent) {
+        (None, _) => "HIER_NONE",
+        (Some(_), false) => "HIER_DIRECT",
+        // A parent chosen by hashing the URL, as Squid's CARP.
+        (Some(_), true) => "CARP",
+    }
+}
+
 /// `time.millis elapsed client code/status bytes method URL user hier/peer type`:
 /// exactly 10 fields, 3 decimals, `-` for anything absent.
 pub fn squid(r: &LogRecord) -> String {
@@ -114,7 +126,7 @@ pub fn squid(r: &LogRecord) -> String {
 
 fn hierarchy(r: &LogRecord) -> String {
     match r.peer {
-        Some(peer) => format!("HIER_DIRECT/{}", peer.ip().to_canonical()),
+        Some(peer) => format!("{}/{}", hierarchy_code(r), peer.ip().to_canonical()),
         None => "HIER_NONE/-".to_owned(),
     }
 }
@@ -188,7 +200,7 @@ pub fn json(r: &LogRecord) -> String {
         "method": r.method.as_str(),
         "url": r.url,
         "user": r.user.as_deref(),
-        "hierarchy": if r.peer.is_some() { "HIER_DIRECT" } else { "HIER_NONE" },
+        "hierarchy": hierarchy_code(r),
         "peer": r.peer.map(|p| p.ip().to_canonical().to_string()),
         "content_type": r.content_type.as_ref().and_then(|v| v.to_str().ok()),
         "cache_status": r.cache_status.as_ref().and_then(|v| v.to_str().ok()),

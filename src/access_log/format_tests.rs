@@ -16,6 +16,7 @@ fn record() -> LogRecord {
         version: "HTTP/1.1",
         user: None,
         peer: None,
+        via_parent: false,
         content_type: Some(http::HeaderValue::from_static("image/png; charset=binary")),
         cache_status: Some(http::HeaderValue::from_static("cachalot; hit")),
         coalesced: false,
