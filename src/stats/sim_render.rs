@@ -142,8 +142,8 @@ fn write_text(out: &mut String, r: &SimReport) -> std::fmt::Result {
     writeln!(out)?;
     writeln!(
         out,
-        "  {:<14} {:>21}  {:>21}  {:>10}  {:>10}",
-        "", "request hit ratio", "byte hit ratio", "", ""
+        "  {:<14} {:>21}  {:>21}",
+        "", "request hit ratio", "byte hit ratio"
     )?;
     writeln!(
         out,
@@ -152,12 +152,11 @@ fn write_text(out: &mut String, r: &SimReport) -> std::fmt::Result {
     )?;
     writeln!(
         out,
-        "  {:<14} {:>10} {:>10}  {:>10} {:>10}",
+        "  {:<14} {:>10} {:>10}  {:>10}",
         "in the log",
         pct(r.logged.request_hit_ratio),
         "",
         pct(r.logged.byte_hit_ratio),
-        "",
     )?;
     for s in &r.simulated {
         let size = s.size.map_or("unbounded".to_owned(), human);

@@ -23,6 +23,7 @@ mod park;
 mod policy;
 mod reload;
 mod scripted;
+mod simulate;
 mod stats;
 mod support;
 mod tunnel;
