@@ -19,6 +19,7 @@ mod forward;
 mod lifecycle;
 mod limits;
 mod logging;
+mod pac;
 mod park;
 mod policy;
 mod reload;
