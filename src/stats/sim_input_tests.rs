@@ -86,16 +86,14 @@ fn replay(log: &str) -> (Outcome, ReplayCounts) {
 
 #[test]
 fn json_lines_use_their_reason_and_cache_status() {
-    let line = |result: &str, extra: &str| {
+    let line = |result: &str, path: &str| {
+        let reason = if path == "private" {
+            r#","reason":"private""#
+        } else {
+            ""
+        };
         format!(
-            r#"{{"time":1732471200.5,"result":"{result}","status":200,"bytes":100,"method":"GET","url":"http://a.example/{extra}","cache_status":null{}}}"#,
-            if extra == "private" {
-                r#","reason":"private""#
-            } else if extra == "stored" {
-                ""
-            } else {
-                ""
-            }
+            r#"{{"time":1732471200.5,"result":"{result}","status":200,"bytes":100,"method":"GET","url":"http://a.example/{path}","cache_status":null{reason}}}"#
         )
     };
     let stored = line("TCP_MISS", "stored").replace(

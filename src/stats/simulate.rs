@@ -355,7 +355,7 @@ impl Simulation {
             }
             for cache in &mut self.caches {
                 if url.present & cache.bit != 0 {
-                    cache.used = cache.used - url.size + new_size;
+                    cache.used = cache.used.saturating_sub(url.size) + new_size;
                 }
             }
         }
