@@ -28,6 +28,9 @@ pub struct Config {
     pub admin: AdminConfig,
     pub dns: DnsConfig,
     pub pac: crate::pac::PacConfig,
+    /// Parent proxies (`[[parent]]` tables), and how they are used.
+    pub parent: Vec<crate::parent::ParentConfig>,
+    pub parents: crate::parent::ParentsConfig,
     pub acl: Vec<crate::acl::RuleConfig>,
     /// Folder that relative paths are resolved against (not a TOML key).
     #[serde(skip)]
@@ -57,6 +60,8 @@ pub struct Timeouts {
     pub upstream_connect: Duration,
     #[serde(with = "humantime_serde")]
     pub upstream_response: Duration,
+    #[serde(with = "humantime_serde")]
+    pub upstream_body: Duration,
     #[serde(with = "humantime_serde")]
     pub upstream_idle: Duration,
     #[serde(with = "humantime_serde")]
@@ -258,6 +263,7 @@ impl Config {
             ("timeouts.client_idle", t.client_idle),
             ("timeouts.upstream_connect", t.upstream_connect),
             ("timeouts.upstream_response", t.upstream_response),
+            ("timeouts.upstream_body", t.upstream_body),
             ("timeouts.upstream_idle", t.upstream_idle),
             ("timeouts.tunnel_idle", t.tunnel_idle),
         ] {
@@ -304,6 +310,9 @@ impl Config {
             crate::acl::Rules::compile(&self.acl, !self.auth.users_file.is_empty(), &[])
         {
             errors.extend(acl);
+        }
+        if let Err(parents) = crate::parent::Parents::compile(&self.parent, &self.parents) {
+            errors.extend(parents);
         }
         if let Err(privacy) = crate::anonymize::Privacy::compile(&self.privacy) {
             errors.extend(privacy);

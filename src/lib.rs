@@ -36,6 +36,7 @@ pub mod forward;
 pub mod http;
 pub mod metrics;
 pub mod pac;
+pub mod parent;
 pub mod pipeline;
 pub mod server;
 pub mod shared;

@@ -56,7 +56,9 @@ impl Shared {
             listen,
             admin: admin_addr,
         };
-        let upstream = Upstream::new(&config, dns, local);
+        let parents = crate::parent::Parents::compile(&config.parent, &config.parents)
+            .map_err(ConfigErrors)?;
+        let upstream = Upstream::new(&config, dns, local, Arc::new(parents));
         let via =
             http::HeaderValue::from_str(&format!("1.1 {}", config.server.name)).map_err(|_| {
                 ConfigErrors(vec![crate::config::ConfigError {

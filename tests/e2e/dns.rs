@@ -355,3 +355,52 @@ async fn the_json_log_has_the_dns_time_of_a_request_that_needed_one() {
         "an IP literal needs no lookup: {literal}"
     );
 }
+
+#[tokio::test]
+async fn an_address_that_refuses_is_passed_over_for_the_next() {
+    let origin = Origin::start().await;
+    let port = origin.addr.port();
+    let (echo, accepted, _task) = echo_server().await;
+    let dns = DnsServer::start().await;
+    // 127.0.0.3 has nothing listening on these ports: refused at once.
+    dns.set("two.test", &["127.0.0.3", "127.0.0.1"], 300);
+    let proxy = start_proxy(&format!(
+        "{}{}{DST_RULES}",
+        connect_ports(echo.port()),
+        dns.config("")
+    ))
+    .await;
+    let (status, _, body) = fetch(proxy.addr, get(&format!("http://two.test:{port}/fixed"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, FIXED_BODY);
+    // The same for a tunnel (attempts raced, RFC 8305).
+    let mut stream = connect(proxy.addr).await;
+    let target = format!("two.test:{}", echo.port());
+    stream
+        .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 256];
+    let n = within("CONNECT answer", stream.read(&mut head))
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_name_that_resolves_to_the_proxy_itself_is_a_loop() {
+    let dns = DnsServer::start().await;
+    dns.set("self.test", &["127.0.0.1"], 300);
+    // No dst rule: the name is resolved only when connecting, and the loop
+    // check is made there.
+    let proxy = start_proxy(&dns.config("")).await;
+    let url = format!("http://self.test:{}/", proxy.addr.port());
+    let (status, _, page) = fetch(proxy.addr, get(&url)).await;
+    assert_eq!(
+        status,
+        StatusCode::LOOP_DETECTED,
+        "{}",
+        String::from_utf8_lossy(&page)
+    );
+}
