@@ -27,6 +27,7 @@ pub struct Config {
     pub log: LogConfig,
     pub admin: AdminConfig,
     pub dns: DnsConfig,
+    pub pac: crate::pac::PacConfig,
     /// Parent proxies (`[[parent]]` tables), and how they are used.
     pub parent: Vec<crate::parent::ParentConfig>,
     pub parents: crate::parent::ParentsConfig,
@@ -327,6 +328,7 @@ impl Config {
         if let Err(privacy) = crate::anonymize::Privacy::compile(&self.privacy) {
             errors.extend(privacy);
         }
+        errors.extend(crate::pac::validate(&self.pac));
         if errors.is_empty() {
             Ok(())
         } else {
@@ -488,6 +490,16 @@ mod tests {
         assert_eq!(c.server.connect_ports, vec![443]);
         assert_eq!(c.timeouts.client_header, Duration::from_secs(30));
         assert_eq!(c.server.max_request_header_size.as_u64(), 64 * 1024);
+        assert!(c.pac.enabled);
+        assert!(c.pac.proxy_host.is_empty() && c.pac.direct.is_empty());
+    }
+
+    #[test]
+    fn pac_keys_are_validated() {
+        let e = parse("[pac]\nproxy_host = \"a b\"\ndirect = [\"ok.example\", \"-bad-/\"]\n")
+            .unwrap_err();
+        let keys: Vec<_> = e.0.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["pac.proxy_host", "pac.direct"]);
     }
 
     #[test]

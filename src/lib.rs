@@ -12,9 +12,10 @@
 //! ```
 //!
 //! Layers, lowest first; a module uses its own layer or a lower one:
-//! - pure: `config`, `error`, `exchange`, `http::*`, `acl`, `anonymize`,
+//! - pure: `config`, `error`, `exchange`, `http::*`, `acl`, `anonymize`, `pac`,
 //!   `cache::{cache_control, policy, validation, invalidation, vary, range,
-//!   key, entry, serve, outcome}`, `access_log::format`, `stats::report`
+//!   key, entry, serve, outcome}`, `access_log::format`,
+//!   `stats::{report, simulate, sim_input, sim_render, sink}`
 //! - one resource each: `upstream` (outbound sockets), `auth` (users file,
 //!   bcrypt), `cache::{memory, disk}`, `access_log::writer`, `metrics`
 //! - composition: `cache::{store, coalesce, tee}`, `forward`, `tunnel`
@@ -34,6 +35,7 @@ pub mod exchange;
 pub mod forward;
 pub mod http;
 pub mod metrics;
+pub mod pac;
 pub mod parent;
 pub mod pipeline;
 pub mod server;

@@ -2,7 +2,8 @@
 //! auth → target (parse/normalize) → resolve + ACL (on the address actually
 //! used) → anonymize → CONNECT? tunnel : cache (lookup → upstream → store)
 //! → error page → response privacy → record (logged and counted when the
-//! body is done). `PURGE <url>` from an admin source removes a URL instead.
+//! body is done). `PURGE <url>` from an admin source removes a URL instead;
+//! `GET /proxy.pac` (origin form) answers the PAC file (see `pac`).
 //! Each stage is its own module and does not call the next one.
 
 use std::net::SocketAddr;
@@ -67,6 +68,11 @@ pub async fn handle<H: Send + Unpin + 'static>(
     let connect = request.method() == Method::CONNECT;
     let result = if request.method().as_str() == "PURGE" {
         purge(&proxy, &shared, client, &request, record).await
+    } else if crate::pac::wanted(&shared.config.pac, request.method(), request.uri()) {
+        record.result = "NONE_NONE";
+        let host = request.headers().get(http::header::HOST);
+        let c = &shared.config;
+        crate::pac::answer(&c.pac, &c.acl, proxy.listen_addr.port(), host)
     } else {
         run(&proxy, &shared, client, request, record).await
     };

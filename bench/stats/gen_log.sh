@@ -2,10 +2,13 @@
 # Writes N (default 2,000,000) realistic Squid-native access-log lines to
 # FILE (default: stdout), for timing `cachalot stats`. See README.md here.
 #   bench/stats/gen_log.sh [N] [FILE]
+# POPULAR=K (default 0) sends 80 % of the non-tunnel requests to K URLs of
+# skewed popularity, each with a fixed size, so that `stats --simulate` has
+# something to find; with 0 nearly every URL is new.
 set -eu
 n=${1:-2000000}
 out=${2:-/dev/stdout}
-awk -v n="$n" 'BEGIN {
+awk -v n="$n" -v popular="${POPULAR:-0}" 'BEGIN {
     srand(42)
     split("TCP_MISS TCP_MISS TCP_MISS TCP_MISS TCP_MISS TCP_MISS TCP_MISS TCP_MISS TCP_MISS " \
           "TCP_MEM_HIT TCP_MEM_HIT TCP_MEM_HIT TCP_MEM_HIT TCP_HIT TCP_HIT TCP_HIT " \
@@ -30,6 +33,11 @@ awk -v n="$n" 'BEGIN {
         } else {
             method = methods[int(rand() * 10) + 1]
             url = sprintf("http://%s/assets/%d/file%d.bin?v=%d", host, int(rand() * 100), int(rand() * 100000), int(rand() * 10))
+            if (popular > 0 && rand() < 0.8) {
+                k = int(rand() * rand() * rand() * popular)
+                url = sprintf("http://www.site%d.example/popular/%d.bin", k % 2000, k)
+                size = 200 + (k * 7919) % 400000
+            }
             type = types[int(rand() * nt) + 1]
             peer = (code ~ /HIT/ ? "HIER_NONE/-" : "HIER_DIRECT/203.0.113.7")
         }

@@ -17,6 +17,10 @@ pub struct Entry<'a> {
     pub bytes: u64,
     /// True for CONNECT requests.
     pub connect: bool,
+    /// Request method as logged (`GET`, `CONNECT`...).
+    pub method: &'a str,
+    /// URL (or CONNECT authority) as logged.
+    pub url: &'a str,
     /// Host of the URL (or of the CONNECT authority) as logged; `-` when
     /// the line has none (`error:invalid-request`...). Not yet lowercased.
     pub host: &'a str,
@@ -57,14 +61,18 @@ pub fn parse(line: &[u8]) -> Option<Entry<'_>> {
     let status = u16::try_from(parse_u64(status)?).ok()?;
     let bytes = parse_u64(bytes)?;
     let connect = method == b"CONNECT";
+    let method = std::str::from_utf8(method).ok()?;
     let host = std::str::from_utf8(host_of(url, connect)).ok()?;
     let content_type = std::str::from_utf8(media_type(content_type)).ok()?;
+    let url = std::str::from_utf8(url).ok()?;
     Some(Entry {
         millis,
         code,
         status,
         bytes,
         connect,
+        method,
+        url,
         host,
         content_type,
     })

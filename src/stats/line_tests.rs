@@ -13,6 +13,8 @@ fn parses_the_squid_native_example() {
             status: 200,
             bytes: 1534,
             connect: false,
+            method: "GET",
+            url: "http://example.com/a.png",
             host: "example.com",
             content_type: "image/png",
         })

@@ -5,14 +5,20 @@
 //! `reader` (files, stdin, gzip, progress) feeds lines to the pure
 //! `report::Aggregator`, which parses them (`line`), classifies result codes
 //! (`codes`, the hit definition) and counts; `render` prints the report;
-//! `when` parses `--since/--until`. This file knows that order and turns it
-//! into an exit code.
+//! `when` parses `--since/--until`. With `--simulate`, the same reader feeds
+//! `sim_input::Replay` instead, which classifies lines for the LRU replay
+//! (`simulate`); `sim_render` prints its table. This file knows that order
+//! and turns it into an exit code.
 
 pub mod codes;
 pub mod line;
 pub mod reader;
 pub mod render;
 pub mod report;
+pub mod sim_input;
+pub mod sim_render;
+pub mod simulate;
+pub mod sink;
 pub mod when;
 
 use std::fs::File;
@@ -24,6 +30,7 @@ use clap::{Args, ValueEnum};
 
 use reader::Progress;
 use report::{Aggregator, TimeFilter};
+use sink::Sink;
 
 /// Hit ratios and traffic breakdowns from Squid-native access logs.
 #[derive(Debug, Clone, Args)]
@@ -45,6 +52,19 @@ pub struct StatsArgs {
     /// Count lines logged before TIME (same forms as --since)
     #[arg(long, value_name = "TIME", value_parser = when::parse_time)]
     pub until: Option<i64>,
+    /// Instead of the report: replay the logs through an LRU cache of each
+    /// of these sizes (comma-separated, e.g. 1GiB,10GiB,100GiB; at most 16)
+    /// and print the predicted hit ratios beside the logged ones
+    #[arg(long, value_name = "SIZES", value_delimiter = ',', value_parser = parse_size)]
+    pub simulate: Vec<u64>,
+}
+
+/// `1GiB`, `500MB`, `1048576` → bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|_| format!("`{text}` is not a size such as 512MiB, 10GiB or 1TB"))
 }
 
 /// Output formats.
@@ -75,47 +95,72 @@ files are still counted, the report notes it, and the exit status is 1.";
 /// Runs `cachalot stats`: 0 when every source was read to its end, 1 when
 /// one could not be (the report still covers the others).
 pub fn run(args: &StatsArgs) -> ExitCode {
-    let mut aggregator = Aggregator::new(TimeFilter {
+    let filter = TimeFilter {
         since: args.since,
         until: args.until,
-    });
-    let mut progress = Progress::on_terminal();
-    let stdin_only = [PathBuf::from("-")];
-    let files = if args.files.is_empty() {
-        &stdin_only[..]
-    } else {
-        &args.files[..]
     };
-    let mut complete = true;
-    for path in files {
-        let name = path.display().to_string();
-        aggregator.begin_source(&name);
-        let result = if name == "-" {
-            reader::read_into(
-                io::stdin().lock(),
-                None,
-                &name,
-                &mut aggregator,
-                &mut progress,
-            )
-        } else {
-            File::open(path).and_then(|file| {
-                let size = file.metadata().ok().map(|m| m.len());
-                reader::read_into(file, size, &name, &mut aggregator, &mut progress)
-            })
-        };
-        progress.clear();
-        if let Err(e) = result {
-            eprintln!("cachalot stats: cannot read {name}: {e}");
-            aggregator.source_failed(e.to_string());
-            complete = false;
-        }
+    if args.simulate.len() > simulate::MAX_SIZES {
+        eprintln!(
+            "cachalot stats: --simulate takes at most {} sizes",
+            simulate::MAX_SIZES
+        );
+        return ExitCode::from(2);
     }
+    if !args.simulate.is_empty() {
+        let mut replay = sim_input::Replay::new(&args.simulate, filter);
+        let complete = read_sources(&args.files, &mut replay);
+        let (outcome, counts) = replay.finish();
+        let report = sim_render::SimReport::new(&outcome, counts);
+        let rendered = match args.format {
+            Format::Text => Ok(sim_render::text(&report)),
+            Format::Json => sim_render::json(&report),
+        };
+        return print(rendered, complete);
+    }
+    let mut aggregator = Aggregator::new(filter);
+    let complete = read_sources(&args.files, &mut aggregator);
     let report = aggregator.finish(args.top);
     let rendered = match args.format {
         Format::Text => Ok(render::text(&report)),
         Format::Json => render::json(&report),
     };
+    print(rendered, complete)
+}
+
+/// Reads every source into `sink` (stdin when there is none); false when
+/// one could not be read to its end.
+fn read_sources<S: Sink>(files: &[PathBuf], sink: &mut S) -> bool {
+    let mut progress = Progress::on_terminal();
+    let stdin_only = [PathBuf::from("-")];
+    let files = if files.is_empty() {
+        &stdin_only[..]
+    } else {
+        files
+    };
+    let mut complete = true;
+    for path in files {
+        let name = path.display().to_string();
+        sink.begin_source(&name);
+        let result = if name == "-" {
+            reader::read_into(io::stdin().lock(), None, &name, sink, &mut progress)
+        } else {
+            File::open(path).and_then(|file| {
+                let size = file.metadata().ok().map(|m| m.len());
+                reader::read_into(file, size, &name, sink, &mut progress)
+            })
+        };
+        progress.clear();
+        if let Err(e) = result {
+            eprintln!("cachalot stats: cannot read {name}: {e}");
+            sink.source_failed(e.to_string());
+            complete = false;
+        }
+    }
+    complete
+}
+
+/// Writes the rendered output and turns the run into an exit code.
+fn print(rendered: Result<String, String>, complete: bool) -> ExitCode {
     let written = match rendered {
         Ok(text) => {
             let mut stdout = io::stdout().lock();

@@ -1,6 +1,7 @@
 //! Reading access logs for `cachalot stats`: a file or stdin, plain or gzip
 //! (told apart by the gzip magic bytes, never by the name), line by line
-//! into one reused buffer, fed to the pure `report::Aggregator`. Draws a
+//! into one reused buffer, fed to a pure `sink::Sink` (the report's
+//! `Aggregator`, or the `--simulate` replay). Draws a
 //! progress line on stderr when it is a terminal.
 
 use std::cell::Cell;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use flate2::read::MultiGzDecoder;
 
-use super::report::Aggregator;
+use super::sink::Sink;
 
 /// Read buffer: large, so that the per-line cost is the parsing.
 const BUFFER: usize = 256 * 1024;
@@ -22,11 +23,11 @@ const PROGRESS_EVERY: u64 = 1 << 16;
 /// Reads every line of `raw` into `aggregator`. `size` is the length of
 /// the raw input when known, for the progress percentage. On an error the
 /// lines read until then stay counted.
-pub fn read_into<R: Read>(
+pub fn read_into<R: Read, S: Sink + ?Sized>(
     raw: R,
     size: Option<u64>,
     name: &str,
-    aggregator: &mut Aggregator,
+    aggregator: &mut S,
     progress: &mut Progress,
 ) -> io::Result<()> {
     let consumed = Rc::new(Cell::new(0));
@@ -153,7 +154,7 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::report::TimeFilter;
+    use crate::stats::report::{Aggregator, TimeFilter};
     use flate2::write::GzEncoder;
     use flate2::Compression;
 

@@ -207,12 +207,12 @@ fn column_width<'a>(names: impl Iterator<Item = &'a str>, header: &str) -> usize
 }
 
 /// `0.4567` → `45.67%`.
-fn pct(fraction: f64) -> String {
+pub(super) fn pct(fraction: f64) -> String {
     format!("{:.2}%", fraction * 100.0)
 }
 
 /// Binary units, one decimal: `1536` → `1.5 KiB`.
-fn human(bytes: u64) -> String {
+pub(super) fn human(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     if bytes < 1024 {
         return format!("{bytes} B");
@@ -227,7 +227,7 @@ fn human(bytes: u64) -> String {
 }
 
 /// Writes `text` wrapped at 78 columns, continuation lines indented.
-fn wrap(out: &mut String, text: &str) -> std::fmt::Result {
+pub(super) fn wrap(out: &mut String, text: &str) -> std::fmt::Result {
     let mut column = 0;
     for word in text.split_whitespace() {
         if column > 0 && column + 1 + word.len() > 78 {
