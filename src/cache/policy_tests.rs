@@ -340,6 +340,35 @@ fn rfc9111_5_3_expires_edge_cases() {
     );
 }
 
+// RFC 9111 §5.3 with RFC 9110 §5.6.7: Expires is understood in all three
+// HTTP-date forms and in any letter case; an unparseable one still means
+// "already expired".
+#[test]
+fn rfc9111_5_3_expires_in_every_date_form() {
+    assert_eq!(date(0), "Sun, 09 Sep 2001 01:46:40 GMT");
+    for expires in [
+        "Sun, 09 Sep 2001 01:51:40 GMT",
+        "sun, 09 sep 2001 01:51:40 gmt",
+        "Sunday, 09-Sep-01 01:51:40 GMT",
+        "SUNDAY, 09-SEP-01 01:51:40 GMT",
+        "Sun Sep  9 01:51:40 2001",
+        "sun sep  9 01:51:40 2001",
+    ] {
+        let resp = [
+            ("expires", expires),
+            ("date", "sunday, 09-sep-01 01:46:40 GMT"),
+        ];
+        assert_eq!(lifetime(200, &resp), secs(300), "{expires}");
+    }
+    for garbage in ["Sun, 09 Sep 2001 01:51:40 EST", "tomorrow", "-1"] {
+        let resp = [
+            ("expires", garbage),
+            ("date", "Sun, 09 Sep 2001 01:46:40 GMT"),
+        ];
+        assert_eq!(lifetime(200, &resp), Duration::ZERO, "{garbage}");
+    }
+}
+
 // RFC 9111 §4.2.2: heuristic freshness and its limits.
 #[test]
 fn rfc9111_4_2_2_heuristic() {

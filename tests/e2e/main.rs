@@ -13,6 +13,7 @@
 
 mod cache;
 mod coalesce;
+mod conformance;
 mod forward;
 mod lifecycle;
 mod limits;
