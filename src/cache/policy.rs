@@ -273,13 +273,10 @@ pub struct StoredTimes {
 
 /// The current age of a stored response, exactly as RFC 9111 §4.2.3 computes
 /// it. A missing or invalid `Date` gives an apparent age of 0; an invalid
-/// `Age` counts as 0; clocks going backwards saturate at 0.
+/// `Age` counts as 0 (see [`age_value`]); clocks going backwards saturate
+/// at 0.
 pub fn current_age(resp_headers: &HeaderMap, times: &StoredTimes, now: SystemTime) -> Duration {
-    let age_value = resp_headers
-        .get(header::AGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(delta_seconds)
-        .map_or(Duration::ZERO, Duration::from_secs);
+    let age_value = age_value(resp_headers).map_or(Duration::ZERO, Duration::from_secs);
     let apparent_age = http_date(resp_headers, &header::DATE)
         .map_or(Duration::ZERO, |date| elapsed(date, times.response_time));
     let response_delay = elapsed(times.request_time, times.response_time);
@@ -287,6 +284,19 @@ pub fn current_age(resp_headers: &HeaderMap, times: &StoredTimes, now: SystemTim
     let corrected_initial_age = apparent_age.max(corrected_age_value);
     let resident_time = elapsed(times.response_time, now);
     corrected_initial_age.saturating_add(resident_time)
+}
+
+/// The `Age` field's value in seconds (RFC 9111 §5.1). `Age` is a single
+/// delta-seconds, but a response may carry it as a list (`Age: 7200, 0`, or
+/// two `Age` lines, which RFC 9110 §5.3 combines into that list); like any
+/// field that should appear once, the first member is the one read (RFC
+/// 9111 §4.2.1 reads the first occurrence of a repeated field the same
+/// way). A first member that is not delta-seconds makes the field invalid:
+/// `None`, so it is ignored rather than guessed at. Huge values cap at 2^31.
+pub fn age_value(resp_headers: &HeaderMap) -> Option<u64> {
+    let first_line = resp_headers.get(header::AGE)?.to_str().ok()?;
+    let first_member = first_line.split(',').next()?;
+    delta_seconds(first_member)
 }
 
 /// `to − from`, or zero when `to` is earlier.

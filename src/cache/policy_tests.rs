@@ -369,6 +369,44 @@ fn rfc9111_5_3_expires_in_every_date_form() {
     }
 }
 
+// RFC 9111 §5.1, §4.2.3: an Age sent as a list (one line or two) is read by
+// its first member; a non-numeric Age is ignored.
+#[test]
+fn rfc9111_5_1_age_list_first_member() {
+    let age = |lines: &[&str]| {
+        let pairs: Vec<(&str, &str)> = lines.iter().map(|l| ("age", *l)).collect();
+        age_value(&map(&pairs))
+    };
+    assert_eq!(age(&["7200, 0"]), Some(7200));
+    assert_eq!(age(&["0, 7200"]), Some(0));
+    assert_eq!(age(&[" 7200 ,0"]), Some(7200));
+    assert_eq!(age(&["7200", "0"]), Some(7200));
+    assert_eq!(age(&["0", "7200"]), Some(0));
+    for bad in ["", ",", "abc", "abc, 7200", "-5", "1.5", "7200 0", "0x10"] {
+        assert_eq!(age(&[bad]), None, "{bad:?}");
+    }
+    assert_eq!(age(&["99999999999999999999999, 1"]), Some(1 << 31));
+    // The first member decides freshness: stale with 7200 first, fresh with 0.
+    let stale = [("cache-control", "max-age=3600"), ("age", "7200, 0")];
+    assert_eq!(
+        eval(&[], &stale, 0),
+        Verdict::Revalidate(RevalidateReason::Stale)
+    );
+    let fresh = [("cache-control", "max-age=3600"), ("age", "0, 7200")];
+    assert_eq!(eval(&[], &fresh, 0), Verdict::Fresh);
+    let two_lines = [
+        ("cache-control", "max-age=3600"),
+        ("age", "7200"),
+        ("age", "0"),
+    ];
+    assert_eq!(
+        eval(&[], &two_lines, 0),
+        Verdict::Revalidate(RevalidateReason::Stale)
+    );
+    let junk = [("cache-control", "max-age=3600"), ("age", "soon, 7200")];
+    assert_eq!(eval(&[], &junk, 0), Verdict::Fresh);
+}
+
 // RFC 9111 §4.2.2: heuristic freshness and its limits.
 #[test]
 fn rfc9111_4_2_2_heuristic() {

@@ -127,3 +127,52 @@ async fn expires_in_rfc850_and_asctime_forms_in_any_case_makes_a_hit() {
     assert!(cache_status(&h).contains("fwd="), "{}", cache_status(&h));
     assert_eq!(origin.requests(), before + 2);
 }
+
+#[tokio::test]
+async fn age_list_is_read_by_its_first_member() {
+    // RFC 9111 §5.1 and §4.2.3: `Age: 7200, 0` is 7200 s old (stale under
+    // max-age=3600), `Age: 0, 7200` is fresh; two Age lines likewise.
+    let origin = Scripted::start(|parts, n| {
+        let mut fields = vec![("cache-control", "max-age=3600".to_owned())];
+        match parts.uri.path() {
+            "/old-first" => fields.push(("age", "7200, 0".into())),
+            "/young-first" => fields.push(("age", "0, 7200".into())),
+            "/two-lines" => {
+                fields.push(("age", "7200".into()));
+                fields.push(("age", "0".into()));
+            }
+            _ => fields.push(("age", "soon".into())),
+        }
+        respond(200, &fields, &format!("body {n}"))
+    })
+    .await;
+    let proxy = start_proxy("").await;
+    for (path, hit) in [
+        ("/old-first", false),
+        ("/young-first", true),
+        ("/two-lines", false),
+        ("/junk", true),
+    ] {
+        let url = origin.url(path);
+        let before = origin.requests();
+        get_with(&proxy, &url, &[]).await;
+        stored(&proxy, &url, &[]).await;
+        let (status, h, _) = get_with(&proxy, &url, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(
+            cache_status(&h) == "cachalot; hit",
+            hit,
+            "{path}: {}",
+            cache_status(&h)
+        );
+        let expected = if hit { before + 1 } else { before + 2 };
+        assert_eq!(origin.requests(), expected, "{path}");
+        if hit {
+            let age: u64 = h.get("age").unwrap().to_str().unwrap().parse().unwrap();
+            assert!(
+                age < 3600,
+                "{path}: Age {age} recomputed from the first member"
+            );
+        }
+    }
+}
