@@ -138,6 +138,7 @@ pub async fn handle(
         policy: PolicyConfig {
             heuristic_fraction: shared.config.cache.heuristic_fraction,
             heuristic_max: shared.config.cache.heuristic_max,
+            max_stale: shared.config.cache.max_stale,
         },
     };
     let safe = parts.method == Method::GET || parts.method == Method::HEAD;

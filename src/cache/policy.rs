@@ -28,6 +28,9 @@ pub struct PolicyConfig {
     pub heuristic_fraction: f64,
     /// Upper bound of a heuristic freshness lifetime.
     pub heuristic_max: Duration,
+    /// How stale a stored response may be and still be served when the
+    /// origin cannot be reached (RFC 9111 §4.2.4); zero turns it off.
+    pub max_stale: Duration,
 }
 
 impl Default for PolicyConfig {
@@ -35,6 +38,7 @@ impl Default for PolicyConfig {
         Self {
             heuristic_fraction: 0.1,
             heuristic_max: Duration::from_secs(24 * 60 * 60),
+            max_stale: Duration::from_secs(7 * 24 * 60 * 60),
         }
     }
 }
@@ -467,6 +471,75 @@ pub fn stale_if_error_allows(
         .any(|secs| staleness <= Duration::from_secs(secs))
 }
 
+/// Whether a stored response of this `lifetime` and `age` may be served
+/// stale because the origin cannot be reached (RFC 9111 §4.2.4: a cache may
+/// serve stale "when it is disconnected", unless an explicit directive
+/// prohibits it). The caller decides that the origin is unreachable (no
+/// response at all; an origin's 5xx is `stale_if_error_allows`'s business).
+///
+/// Allowed while the staleness is at most `cfg.max_stale` (zero: never),
+/// and never:
+/// - with `must-revalidate` (§5.2.2.2), `proxy-revalidate` (§5.2.2.8),
+///   `s-maxage` (§5.2.2.10, which implies proxy-revalidate for a shared
+///   cache) or an unqualified `no-cache` (§5.2.2.4) on the stored response;
+/// - when the request forbids it: `no-cache` or `Pragma: no-cache`
+///   (§5.2.1.4, §5.4), a `max-age` the response is older than (§5.2.1.1),
+///   any `min-fresh` (§5.2.1.3: a stale response is never fresh enough), a
+///   `max-stale=N` (§5.2.1.2) or `stale-if-error=N` (RFC 5861 §4) smaller
+///   than the staleness: the client's own bound is the tighter one.
+pub fn stale_on_unreachable_allows(
+    req_headers: &HeaderMap,
+    stored_headers: &HeaderMap,
+    lifetime: Duration,
+    age: Duration,
+    cfg: &PolicyConfig,
+) -> bool {
+    if cfg.max_stale.is_zero() {
+        return false;
+    }
+    let stored_cc = CacheControl::from_headers(stored_headers);
+    if no_stale_allowed(&stored_cc) || stored_cc.no_cache.is_all() {
+        return false;
+    }
+    let req_cc = CacheControl::from_headers(req_headers);
+    if request_no_cache_with(&req_cc, req_headers) || req_cc.min_fresh.is_some() {
+        return false;
+    }
+    if req_cc
+        .max_age
+        .is_some_and(|max_age| age > Duration::from_secs(max_age))
+    {
+        return false;
+    }
+    let staleness = age.saturating_sub(lifetime);
+    if req_cc.max_stale.is_some_and(|m| !m.accepts(staleness)) {
+        return false;
+    }
+    if req_cc
+        .stale_if_error
+        .is_some_and(|secs| staleness > Duration::from_secs(secs))
+    {
+        return false;
+    }
+    staleness <= cfg.max_stale
+}
+
+/// The `ttl` of a `Cache-Status` (RFC 9211 §2.4) for a response of this
+/// `lifetime` and `age`: its remaining freshness in whole seconds, negative
+/// once stale. A stale response never shows 0: staleness is rounded up.
+pub fn cache_status_ttl(lifetime: Duration, age: Duration) -> i64 {
+    if lifetime > age {
+        let left = lifetime.saturating_sub(age).as_secs();
+        return i64::try_from(left).unwrap_or(i64::MAX);
+    }
+    let stale = age.saturating_sub(lifetime);
+    let secs = stale
+        .as_secs()
+        .saturating_add(u64::from(stale.subsec_nanos() > 0))
+        .max(1);
+    i64::try_from(secs).map_or(i64::MIN, |s| -s)
+}
+
 /// Whether a stored response must never be served stale: `must-revalidate`,
 /// `proxy-revalidate` or `s-maxage` (which implies proxy-revalidate for a
 /// shared cache, RFC 9111 §5.2.2.10).
@@ -481,3 +554,7 @@ fn no_stale_allowed(cc: &CacheControl) -> bool {
 #[cfg(test)]
 #[path = "policy_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "policy_stale_tests.rs"]
+mod stale_tests;

@@ -466,6 +466,7 @@ fn rfc9111_4_2_2_heuristic_config() {
         let cfg = PolicyConfig {
             heuristic_fraction: fraction,
             heuristic_max: secs(max),
+            ..PolicyConfig::default()
         };
         freshness_lifetime(StatusCode::OK, &resp, at(0), &cfg)
     };

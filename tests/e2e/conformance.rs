@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, StatusCode};
 
 use crate::scripted::{respond, Scripted};
-use crate::support::{fetch, get, start_proxy, within, RunningProxy};
+use crate::support::{fetch, get, start_proxy, wait_until, within, RunningProxy};
 
 fn cache_status(headers: &HeaderMap) -> String {
     headers
@@ -174,5 +174,230 @@ async fn age_list_is_read_by_its_first_member() {
                 "{path}: Age {age} recomputed from the first member"
             );
         }
+    }
+}
+
+/// A response stored 30 s ago that was fresh for 1 s: stale by 29 s.
+fn stale_response(cc: &str, n: usize) -> http::Response<crate::support::TestBody> {
+    respond(
+        200,
+        &[
+            ("cache-control", cc.into()),
+            ("etag", "\"s\"".into()),
+            ("date", crate::scripted::date_ago(30)),
+        ],
+        &format!("stale {n}"),
+    )
+}
+
+/// The path of each route names its Cache-Control.
+async fn stale_origin() -> Scripted {
+    Scripted::start(|parts, n| {
+        let cc = match parts.uri.path() {
+            "/must-revalidate" => "max-age=1, must-revalidate",
+            "/proxy-revalidate" => "max-age=1, proxy-revalidate",
+            "/no-cache" => "no-cache, max-age=1",
+            "/s-maxage" => "s-maxage=1",
+            _ => "max-age=1",
+        };
+        stale_response(cc, n)
+    })
+    .await
+}
+
+fn ttl_of(cache_status: &str) -> i64 {
+    cache_status
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("ttl="))
+        .unwrap_or_else(|| panic!("no ttl in {cache_status:?}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn stale_entry_is_served_when_the_origin_is_down_and_logged_refresh_fail_old() {
+    // RFC 9111 §4.2.4 (a disconnected cache may serve stale), RFC 9211 §2.4
+    // (a negative ttl), logged as Squid's TCP_REFRESH_FAIL_OLD.
+    let origin = stale_origin().await;
+    let proxy = start_proxy("[log]\naccess = \"access.log\"\n").await;
+    let url = origin.url("/plain");
+    get_with(&proxy, &url, &[]).await;
+    stored(&proxy, &url, &[]).await;
+    origin.stop();
+    let (status, h, body) = get_with(&proxy, &url, &[]).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "stale 1"));
+    let cs = cache_status(&h);
+    assert!(
+        cs.starts_with("cachalot; hit; ttl=-") && cs.ends_with("; detail=origin-unreachable"),
+        "{cs}"
+    );
+    assert!(ttl_of(&cs) <= -29, "{cs}");
+    let age: u64 = h.get("age").unwrap().to_str().unwrap().parse().unwrap();
+    assert!(age >= 30, "the stale copy carries its true Age, got {age}");
+    let metrics = proxy.proxy.metrics.clone();
+    wait_until("two requests logged", move || metrics.requests() >= 2).await;
+    proxy.proxy.log.as_ref().unwrap().close();
+    let log = std::fs::read_to_string(proxy.dir.path().join("access.log")).unwrap();
+    let last = log.lines().last().unwrap();
+    assert_eq!(
+        last.split_whitespace().nth(3),
+        Some("TCP_REFRESH_FAIL_OLD/200"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn revalidation_directives_forbid_stale_when_the_origin_is_down() {
+    // RFC 9111 §4.2.4 with §5.2.2.2 (must-revalidate), §5.2.2.8
+    // (proxy-revalidate), §5.2.2.4 (no-cache), §5.2.2.10 (s-maxage).
+    let origin = stale_origin().await;
+    let proxy = start_proxy("").await;
+    let paths = [
+        "/must-revalidate",
+        "/proxy-revalidate",
+        "/no-cache",
+        "/s-maxage",
+    ];
+    for path in paths {
+        let url = origin.url(path);
+        get_with(&proxy, &url, &[]).await;
+        stored(&proxy, &url, &[]).await;
+    }
+    origin.stop();
+    for path in paths {
+        let (status, h, _) = get_with(&proxy, &origin.url(path), &[]).await;
+        assert!(status.is_server_error(), "{path}: {status}");
+        assert!(!cache_status(&h).contains("hit"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_forbids_stale_gets_the_error() {
+    // RFC 9111 §5.2.1.4 (no-cache), §5.4 (Pragma), §5.2.1.1 (max-age),
+    // §5.2.1.3 (min-fresh), §5.2.1.2 (max-stale bound).
+    let origin = stale_origin().await;
+    let proxy = start_proxy("").await;
+    let url = origin.url("/plain");
+    get_with(&proxy, &url, &[]).await;
+    stored(&proxy, &url, &[]).await;
+    origin.stop();
+    for fields in [
+        [("cache-control", "no-cache")],
+        [("pragma", "no-cache")],
+        [("cache-control", "max-age=5")],
+        [("cache-control", "min-fresh=1")],
+        [("cache-control", "max-stale=5")],
+    ] {
+        let (status, _, _) = get_with(&proxy, &url, &fields).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{fields:?}");
+    }
+    let (status, _, body) = get_with(&proxy, &url, &[]).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "stale 1"));
+}
+
+#[tokio::test]
+async fn max_stale_bounds_serving_stale_and_zero_turns_it_off() {
+    // cache.max_stale (Squid's max_stale): the entry is 29 s stale.
+    let origin = stale_origin().await;
+    let url = origin.url("/plain");
+    let off = start_proxy("[cache]\nmax_stale = \"0s\"\n").await;
+    let short = start_proxy("[cache]\nmax_stale = \"10s\"\n").await;
+    let long = start_proxy("[cache]\nmax_stale = \"1h\"\n").await;
+    for proxy in [&off, &short, &long] {
+        get_with(proxy, &url, &[]).await;
+        stored(proxy, &url, &[]).await;
+    }
+    origin.stop();
+    for (proxy, expected) in [
+        (&off, StatusCode::BAD_GATEWAY),
+        (&short, StatusCode::BAD_GATEWAY),
+        (&long, StatusCode::OK),
+    ] {
+        let (status, _, _) = get_with(proxy, &url, &[]).await;
+        assert_eq!(status, expected);
+    }
+}
+
+#[tokio::test]
+async fn an_origin_5xx_is_passed_on_without_stale_if_error() {
+    // RFC 9111 §4.2.4 covers a disconnected cache; an origin that answers
+    // 5xx is governed by stale-if-error (RFC 5861 §4) alone.
+    let origin = Scripted::start(|parts, n| {
+        if parts.headers.contains_key("if-none-match") {
+            return respond(503, &[], "down for maintenance");
+        }
+        stale_response("max-age=1", n)
+    })
+    .await;
+    let proxy = start_proxy("").await;
+    let url = origin.url("/five");
+    get_with(&proxy, &url, &[]).await;
+    stored(&proxy, &url, &[]).await;
+    let (status, _, body) = get_with(&proxy, &url, &[]).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance")
+    );
+}
+
+/// An origin on raw TCP: the first connection gets a stale-at-once
+/// response, every later one is reset (`reset`) or closed (FIN) as soon as
+/// its request head has arrived.
+async fn failing_origin(reset: bool) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let answer = first;
+            first = false;
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while crate::support::find(&head, b"\r\n\r\n").is_none() {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if answer {
+                    let date = crate::scripted::date_ago(30);
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nCache-Control: max-age=1\r\nETag: \"r\"\r\n\
+                         Date: {date}\r\nContent-Length: 4\r\nConnection: close\r\n\r\nkept"
+                    );
+                    let _ = stream.write_all(response.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                } else if reset {
+                    let _ = stream.set_zero_linger();
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn an_origin_that_resets_or_closes_without_answering_counts_as_unreachable() {
+    // RFC 9111 §4.2.4: no response at all is a disconnected cache.
+    for reset in [true, false] {
+        let (addr, task) = failing_origin(reset).await;
+        let proxy = start_proxy("").await;
+        let url = format!("http://{addr}/r");
+        get_with(&proxy, &url, &[]).await;
+        stored(&proxy, &url, &[]).await;
+        let (status, h, body) = get_with(&proxy, &url, &[]).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "kept"),
+            "reset {reset}"
+        );
+        assert!(
+            cache_status(&h).ends_with("detail=origin-unreachable"),
+            "reset {reset}: {}",
+            cache_status(&h)
+        );
+        task.abort();
     }
 }
