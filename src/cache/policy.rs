@@ -68,6 +68,9 @@ pub enum NotStorable {
     NoFreshnessOrValidator,
     /// A 206 partial response: we store complete responses only.
     Partial,
+    /// `must-understand` on a status whose caching rules we do not
+    /// implement (RFC 9111 §5.2.2.3).
+    MustUnderstand,
 }
 
 impl NotStorable {
@@ -84,6 +87,7 @@ impl NotStorable {
             Self::VaryStar => "vary-star",
             Self::NoFreshnessOrValidator => "no-freshness-or-validator",
             Self::Partial => "partial",
+            Self::MustUnderstand => "must-understand",
         }
     }
 }
@@ -95,6 +99,32 @@ pub fn heuristically_cacheable(status: StatusCode) -> bool {
         status.as_u16(),
         200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
     )
+}
+
+/// Statuses whose caching rules this cache implements, for `must-understand`
+/// (RFC 9111 §5.2.2.3): the final statuses of RFC 9110 §15 whose meaning for
+/// a cache we know — the heuristically cacheable ones (§15.1), the
+/// redirections we store with explicit freshness (302, 303, 307) and the
+/// errors we store with explicit freshness and pass through otherwise.
+/// Unregistered or extension codes (e.g. 299, 418, 599) are not understood;
+/// 206 is understood but never stored (`NotStorable::Partial` decides first).
+pub fn understood_status(status: StatusCode) -> bool {
+    heuristically_cacheable(status)
+        || matches!(
+            status.as_u16(),
+            201..=203
+                | 205
+                | 206
+                | 302
+                | 303
+                | 305
+                | 307
+                | 400..=417
+                | 421..=422
+                | 426
+                | 500
+                | 502..=505
+        )
 }
 
 /// Whether a shared cache may store this response (RFC 9111 §3).
@@ -128,7 +158,13 @@ pub fn storability(
         return Err(NotStorable::RequestNoStore);
     }
     let cc = CacheControl::from_headers(resp_headers);
-    if cc.no_store {
+    // RFC 9111 §5.2.2.3: with must-understand, a cache that implements the
+    // status code's caching rules ignores no-store; one that does not
+    // implement them does not store.
+    if cc.must_understand && !understood_status(status) {
+        return Err(NotStorable::MustUnderstand);
+    }
+    if cc.no_store && !cc.must_understand {
         return Err(NotStorable::ResponseNoStore);
     }
     // RFC 9111 §3, §5.2.2.7: a shared cache must not store `private`

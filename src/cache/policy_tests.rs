@@ -134,6 +134,58 @@ fn rfc9111_5_2_no_store() {
     );
 }
 
+// RFC 9111 §5.2.2.3: must-understand makes a cache that implements the
+// status code's caching rules ignore no-store; for a status whose rules it
+// does not implement, it does not store.
+#[test]
+fn rfc9111_5_2_2_3_must_understand() {
+    let mu = [("cache-control", "must-understand, no-store, max-age=3600")];
+    for status in [200, 203, 204, 301, 302, 307, 308, 404, 410, 501] {
+        assert_eq!(store(&[], status, &mu), Ok(()), "{status}");
+    }
+    for status in [299, 418, 499, 599] {
+        assert_eq!(
+            store(&[], status, &mu),
+            Err(NotStorable::MustUnderstand),
+            "{status}"
+        );
+    }
+    // Even without no-store, an unknown status is not stored.
+    assert_eq!(
+        store(
+            &[],
+            299,
+            &[("cache-control", "must-understand, max-age=60")]
+        ),
+        Err(NotStorable::MustUnderstand)
+    );
+    // Case-insensitive directive names (RFC 9111 §5.2).
+    assert_eq!(
+        store(
+            &[],
+            200,
+            &[("cache-control", "MUST-UNDERSTAND, No-Store, max-age=60")]
+        ),
+        Ok(())
+    );
+    // Without must-understand, no-store wins as before.
+    assert_eq!(
+        store(&[], 200, &[("cache-control", "no-store, max-age=60")]),
+        Err(NotStorable::ResponseNoStore)
+    );
+    // The other rules still apply: a request no-store, or no freshness.
+    assert_eq!(
+        store(&[("cache-control", "no-store")], 200, &mu),
+        Err(NotStorable::RequestNoStore)
+    );
+    assert_eq!(
+        store(&[], 500, &[("cache-control", "must-understand, no-store")]),
+        Err(NotStorable::Status)
+    );
+    assert!(understood_status(StatusCode::OK));
+    assert!(!understood_status(StatusCode::from_u16(299).unwrap()));
+}
+
 // RFC 9111 §5.2.2.7: unqualified private is not stored by a shared cache;
 // the qualified form is.
 #[test]

@@ -401,3 +401,52 @@ async fn an_origin_that_resets_or_closes_without_answering_counts_as_unreachable
         task.abort();
     }
 }
+
+#[tokio::test]
+async fn must_understand_overrides_no_store_only_for_understood_statuses() {
+    // RFC 9111 §5.2.2.3.
+    let origin = Scripted::start(|parts, n| {
+        let (status, cc) = match parts.uri.path() {
+            "/unknown-status" => (299, "must-understand, no-store, max-age=3600"),
+            // Explicitly fresh, no no-store: stored but for must-understand.
+            "/unknown-plain" => (299, "must-understand, max-age=3600"),
+            _ => (200, "must-understand, no-store, max-age=3600"),
+        };
+        respond(
+            status,
+            &[("cache-control", cc.into())],
+            &format!("body {n}"),
+        )
+    })
+    .await;
+    let proxy = start_proxy("").await;
+    let url = origin.url("/understood");
+    let (_, h, _) = get_with(&proxy, &url, &[]).await;
+    assert!(
+        cache_status(&h).ends_with("; stored"),
+        "{}",
+        cache_status(&h)
+    );
+    stored(&proxy, &url, &[]).await;
+    let (_, h, body) = get_with(&proxy, &url, &[]).await;
+    assert_eq!(
+        (cache_status(&h).as_str(), body.as_str()),
+        ("cachalot; hit", "body 1")
+    );
+    assert_eq!(origin.requests(), 1);
+
+    let url = origin.url("/unknown-status");
+    for n in [2, 3] {
+        let (status, h, body) = get_with(&proxy, &url, &[]).await;
+        assert_eq!(status.as_u16(), 299);
+        assert_eq!(body, format!("body {n}"));
+        assert!(!cache_status(&h).contains("stored"), "{}", cache_status(&h));
+    }
+    assert_eq!(origin.requests(), 3);
+    let url = origin.url("/unknown-plain");
+    for _ in 0..2 {
+        let (_, h, _) = get_with(&proxy, &url, &[]).await;
+        assert!(!cache_status(&h).contains("stored"), "{}", cache_status(&h));
+    }
+    assert_eq!(origin.requests(), 5);
+}
