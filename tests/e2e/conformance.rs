@@ -450,3 +450,64 @@ async fn must_understand_overrides_no_store_only_for_understood_statuses() {
     }
     assert_eq!(origin.requests(), 5);
 }
+
+#[tokio::test]
+async fn vary_matches_equivalent_preference_lists() {
+    // RFC 9111 §4.1: selecting header fields compared after normalizing
+    // member order, case and whitespace (RFC 9110 §12.5).
+    let origin = Scripted::start(|parts, n| {
+        let lang = parts
+            .headers
+            .get("accept-language")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        respond(
+            200,
+            &[
+                ("cache-control", "max-age=60".into()),
+                ("vary", "Accept-Language, Accept-Encoding".into()),
+            ],
+            &format!("#{n} for {lang}"),
+        )
+    })
+    .await;
+    let proxy = start_proxy("").await;
+    let url = origin.url("/negotiated");
+    let first = [
+        ("accept-language", "en, fr"),
+        ("accept-encoding", "gzip, br"),
+    ];
+    let (_, _, body) = get_with(&proxy, &url, &first).await;
+    assert_eq!(body, "#1 for en, fr");
+    stored(&proxy, &url, &first).await;
+    for equivalent in [
+        [
+            ("accept-language", "fr, en"),
+            ("accept-encoding", "br,gzip"),
+        ],
+        [
+            ("accept-language", "FR ,EN"),
+            ("accept-encoding", "GZIP, BR, gzip"),
+        ],
+        [
+            ("accept-language", "en;q=1, fr"),
+            ("accept-encoding", "br ,\tgzip"),
+        ],
+    ] {
+        let (_, h, body) = get_with(&proxy, &url, &equivalent).await;
+        assert_eq!(body, "#1 for en, fr", "{equivalent:?}");
+        assert_eq!(cache_status(&h), "cachalot; hit", "{equivalent:?}");
+    }
+    assert_eq!(origin.requests(), 1);
+    let other = [
+        ("accept-language", "en;q=0.5, fr"),
+        ("accept-encoding", "gzip, br"),
+    ];
+    let (_, h, body) = get_with(&proxy, &url, &other).await;
+    assert_eq!(body, "#2 for en;q=0.5, fr");
+    assert!(
+        cache_status(&h).contains("fwd=vary-miss"),
+        "{}",
+        cache_status(&h)
+    );
+}
