@@ -511,3 +511,57 @@ async fn vary_matches_equivalent_preference_lists() {
         cache_status(&h)
     );
 }
+
+#[tokio::test]
+async fn conditionals_are_answered_304_from_a_fresh_entry_without_last_modified() {
+    // RFC 9111 §4.3.2 and RFC 9110 §13.1.3: If-Modified-Since against the
+    // stored Date when there is no Last-Modified; §13.1.2 If-None-Match;
+    // RFC 9110 §5.6.7: the IMS date in RFC 850 form behaves the same.
+    let date = SystemTime::now() - Duration::from_secs(100);
+    let origin = Scripted::start(move |_, n| {
+        respond(
+            200,
+            &[
+                ("cache-control", "max-age=3600".into()),
+                ("date", httpdate::fmt_http_date(date)),
+                ("etag", "\"tag\"".into()),
+            ],
+            &format!("body {n}"),
+        )
+    })
+    .await;
+    let proxy = start_proxy("").await;
+    let url = origin.url("/cond");
+    get_with(&proxy, &url, &[]).await;
+    stored(&proxy, &url, &[]).await;
+    let since = date + Duration::from_secs(50);
+    for (name, value) in [
+        ("if-modified-since", httpdate::fmt_http_date(date)),
+        ("if-modified-since", httpdate::fmt_http_date(since)),
+        ("if-modified-since", rfc850(since)),
+        ("if-modified-since", rfc850(date).to_ascii_lowercase()),
+        ("if-modified-since", asctime(since)),
+        ("if-none-match", "\"tag\"".to_owned()),
+        ("if-none-match", "W/\"other\", W/\"tag\"".to_owned()),
+    ] {
+        let (status, h, body) = get_with(&proxy, &url, &[(name, &value)]).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED, "{name}: {value}");
+        assert!(body.is_empty());
+        assert_eq!(cache_status(&h), "cachalot; hit", "{name}: {value}");
+        assert_eq!(h.get("etag").unwrap(), "\"tag\"");
+    }
+    let earlier = date - Duration::from_secs(50);
+    for (name, value) in [
+        ("if-modified-since", httpdate::fmt_http_date(earlier)),
+        ("if-modified-since", rfc850(earlier)),
+        ("if-none-match", "\"other\"".to_owned()),
+    ] {
+        let (status, _, body) = get_with(&proxy, &url, &[(name, &value)]).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "body 1"),
+            "{name}: {value}"
+        );
+    }
+    assert_eq!(origin.requests(), 1);
+}
