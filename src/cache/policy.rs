@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, StatusCode};
+use http::{Method, StatusCode, Uri};
 
 use super::cache_control::{
     delta_seconds, request_no_cache_with, CacheControl, FieldDirective, DELTA_SECONDS_MAX,
@@ -14,7 +14,7 @@ use super::cache_control::{
 use super::fields::{hop_by_hop_names, http_date};
 use super::vary::vary_names;
 
-pub use super::invalidation::{invalidates, invalidation_targets};
+pub use super::invalidation::{content_location_is_request_uri, invalidates, invalidation_targets};
 pub use super::validation::{
     client_conditional, revalidation_headers, update_headers_from_304, validators_match_304,
     Conditional,
@@ -205,6 +205,18 @@ pub fn storability(
         return Err(NotStorable::NoFreshnessOrValidator);
     }
     Ok(())
+}
+
+/// Whether the response to a POST of `request_uri` may be stored as the
+/// response to a GET of that URI (RFC 9110 §9.3.3: "only cacheable when they
+/// include explicit freshness information and a Content-Location header
+/// field that has the same value as the POST's target URI"; RFC 9111 §2,
+/// §4.3.5 lets a cache reuse it for later GETs). The rest of `storability`
+/// (status, no-store, private, Vary ...) still applies, as for a GET.
+pub fn post_stores_as_get(method: &Method, request_uri: &Uri, resp_headers: &HeaderMap) -> bool {
+    method == Method::POST
+        && has_explicit_expiration(&CacheControl::from_headers(resp_headers), resp_headers)
+        && content_location_is_request_uri(request_uri, resp_headers)
 }
 
 /// The header fields to store for a response: all of them except

@@ -186,6 +186,42 @@ fn rfc9111_5_2_2_3_must_understand() {
     assert!(!understood_status(StatusCode::from_u16(299).unwrap()));
 }
 
+// RFC 9110 §9.3.3, RFC 9111 §2: a POST response with explicit freshness and
+// a Content-Location equal to the request URI is stored as the response to
+// a GET of that URI; anything less is not.
+#[test]
+fn rfc9110_9_3_3_post_with_content_location_stores_as_get() {
+    let target: Uri = "http://example.com/submit".parse().unwrap();
+    let post =
+        |method: Method, resp: &[(&str, &str)]| post_stores_as_get(&method, &target, &map(resp));
+    let here = ("content-location", "/submit");
+    assert!(post(Method::POST, &[("cache-control", "max-age=60"), here]));
+    assert!(post(
+        Method::POST,
+        &[("cache-control", "s-maxage=60"), here]
+    ));
+    assert!(post(Method::POST, &[("expires", &date(60)), here]));
+    assert!(post(
+        Method::POST,
+        &[
+            ("cache-control", "max-age=60"),
+            ("content-location", "http://example.com/submit")
+        ]
+    ));
+    // No explicit freshness, another URI, no Content-Location, or not POST.
+    assert!(!post(Method::POST, &[here]));
+    assert!(!post(Method::POST, &[("last-modified", &date(-60)), here]));
+    assert!(!post(
+        Method::POST,
+        &[
+            ("cache-control", "max-age=60"),
+            ("content-location", "/other")
+        ]
+    ));
+    assert!(!post(Method::POST, &[("cache-control", "max-age=60")]));
+    assert!(!post(Method::PUT, &[("cache-control", "max-age=60"), here]));
+}
+
 // RFC 9111 §5.2.2.7: unqualified private is not stored by a shared cache;
 // the qualified form is.
 #[test]

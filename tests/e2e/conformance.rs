@@ -565,3 +565,66 @@ async fn conditionals_are_answered_304_from_a_fresh_entry_without_last_modified(
     }
     assert_eq!(origin.requests(), 1);
 }
+
+#[tokio::test]
+async fn post_response_naming_itself_is_stored_as_the_get_response() {
+    // RFC 9110 §9.3.3 and RFC 9111 §2: explicit freshness and a
+    // Content-Location equal to the request URI; the invalidation of RFC
+    // 9111 §4.4 runs first.
+    let origin = Scripted::start(|parts, n| {
+        let path = parts.uri.path();
+        if parts.method != http::Method::POST {
+            return respond(
+                200,
+                &[("cache-control", "max-age=60".into())],
+                &format!("got #{n}"),
+            );
+        }
+        let mut fields = vec![("content-location", path.to_owned())];
+        match path {
+            "/form" => fields.push(("cache-control", "max-age=60".into())),
+            "/elsewhere" => {
+                fields = vec![
+                    ("cache-control", "max-age=60".into()),
+                    ("content-location", "/somewhere-else".into()),
+                ];
+            }
+            _ => {} // "/no-freshness": Content-Location but no explicit freshness
+        }
+        respond(200, &fields, &format!("posted #{n}"))
+    })
+    .await;
+    let proxy = start_proxy("").await;
+    let post =
+        |url: &str| crate::support::request(http::Method::POST, url, crate::support::full("a=1"));
+    let url = origin.url("/form");
+    let (_, _, body) = get_with(&proxy, &url, &[]).await;
+    assert_eq!(body, "got #1");
+    stored(&proxy, &url, &[]).await;
+
+    let (status, h, body) = fetch(proxy.addr, post(&url)).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"posted #2"[..]));
+    assert!(
+        cache_status(&h).ends_with("; stored"),
+        "{}",
+        cache_status(&h)
+    );
+    stored(&proxy, &url, &[]).await;
+    let (_, h, body) = get_with(&proxy, &url, &[]).await;
+    assert_eq!(body, "posted #2", "the POST's response answers the GET");
+    assert_eq!(cache_status(&h), "cachalot; hit");
+    assert_eq!(origin.requests(), 2);
+
+    for path in ["/elsewhere", "/no-freshness"] {
+        let url = origin.url(path);
+        let before = origin.requests();
+        let (_, h, _) = fetch(proxy.addr, post(&url)).await;
+        assert!(
+            !cache_status(&h).contains("stored"),
+            "{path}: {}",
+            cache_status(&h)
+        );
+        let (_, _, body) = get_with(&proxy, &url, &[]).await;
+        assert_eq!(body, format!("got #{}", before + 2), "{path}");
+    }
+}
