@@ -440,7 +440,7 @@ impl Ctx<'_> {
     pub(super) async fn unsafe_method(
         &self,
         parts: request::Parts,
-        incoming: Incoming,
+        body: Body,
         exchange: &mut Exchange,
     ) -> Result<Response<Body>, ProxyError> {
         let method = parts.method.clone();
@@ -450,14 +450,7 @@ impl Ctx<'_> {
         let as_get = (method == Method::POST).then(|| upstream_copy(&parts, Method::GET));
         exchange.result = Outcome::Bypass.squid_code();
         let request_time = SystemTime::now();
-        let response = forward::send(
-            self.shared,
-            &self.route,
-            parts,
-            body::boxed(incoming),
-            exchange,
-        )
-        .await?;
+        let response = forward::send(self.shared, &self.route, parts, body, exchange).await?;
         let status = response.status();
         if policy::invalidates(&method, status) {
             for target in policy::invalidation_targets(&uri, response.headers()) {

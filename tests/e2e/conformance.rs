@@ -628,3 +628,60 @@ async fn post_response_naming_itself_is_stored_as_the_get_response() {
         assert_eq!(body, format!("got #{}", before + 2), "{path}");
     }
 }
+
+#[tokio::test]
+async fn malformed_chunked_request_body_is_400_forwards_nothing_and_closes() {
+    // RFC 9112 §7.1: a bad chunk-size hex digit, or a chunk size that
+    // overflows, is the client's error; nothing reaches the origin, and the
+    // connection (whose framing is lost) is closed.
+    use tokio::io::AsyncWriteExt;
+    let origin = crate::support::Origin::start().await;
+    let proxy = start_proxy("").await;
+    let target = origin.url("/echo");
+    for chunks in [
+        "zz\r\nhello\r\n0\r\n\r\n",
+        "5g\r\nhello\r\n0\r\n\r\n",
+        "FFFFFFFFFFFFFFFFFFFFFFFF\r\nhello\r\n0\r\n\r\n",
+    ] {
+        let mut stream = crate::support::connect(proxy.addr).await;
+        let request = format!(
+            "POST {target} HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\r\n{chunks}",
+            origin.addr
+        );
+        within("write", stream.write_all(request.as_bytes()))
+            .await
+            .unwrap();
+        // Keep-alive was not refused by the client: the proxy must close.
+        let (bytes, _) = crate::support::read_to_end(&mut stream).await;
+        let response = crate::support::parse_response(&bytes);
+        assert_eq!(response.status, 400, "{chunks:?}: {}", response.status_line);
+        assert_eq!(origin.requests(), 0, "{chunks:?}");
+        assert_eq!(origin.connections(), 0, "{chunks:?}: nothing forwarded");
+    }
+    // Broken framing after a good first chunk: the head and that chunk may
+    // already be on their way, but the answer is still the client's 400.
+    let mut stream = crate::support::connect(proxy.addr).await;
+    let request = format!(
+        "POST {target} HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\r\n\
+         5\r\nhello\r\nzz\r\nworld\r\n0\r\n\r\n",
+        origin.addr
+    );
+    within("write", stream.write_all(request.as_bytes()))
+        .await
+        .unwrap();
+    let (bytes, _) = crate::support::read_to_end(&mut stream).await;
+    assert_eq!(crate::support::parse_response(&bytes).status, 400);
+    // A well-formed chunked body still goes through.
+    let ok = crate::support::raw_exchange(
+        proxy.addr,
+        format!(
+            "POST {target} HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\
+             Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            origin.addr
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(&origin.last().body[..], b"hello");
+}
