@@ -158,6 +158,26 @@ impl Ctx<'_> {
         }
     }
 
+    /// [`Ctx::mark`] with a `detail` parameter (RFC 9211 §2.8) when given.
+    pub(super) fn mark_with_detail(
+        &self,
+        response: &mut Response<Body>,
+        outcome: Outcome,
+        fwd: Option<u16>,
+        stored: bool,
+        detail: Option<&str>,
+    ) {
+        let Some(detail) = detail else {
+            return self.mark(response, outcome, fwd, stored);
+        };
+        let mut value = outcome.cache_status(self.name(), fwd, stored);
+        value.push_str("; detail=");
+        value.push_str(detail);
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(CACHE_STATUS.clone(), value);
+        }
+    }
+
     fn mark_with_ttl(
         &self,
         response: &mut Response<Body>,

@@ -316,16 +316,18 @@ impl Ctx<'_> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         let max = self.shared.config.cache.max_object_size.as_u64();
-        let storable = policy::storability(
+        let verdict = policy::storability(
             &Method::GET,
             &parts.headers,
             status,
             &head.headers,
             &self.policy,
-        )
-        .is_ok()
-            && vary_names.is_some()
-            && length.is_none_or(|n| n <= max);
+        );
+        let storable = verdict.is_ok() && vary_names.is_some() && length.is_none_or(|n| n <= max);
+        let cookie_detail = policy::set_cookie_detail(&head.headers, verdict, storable);
+        if let Some(detail) = cookie_detail {
+            tracing::debug!(url = %self.url, "Set-Cookie not cached ({detail}): never replayed to another client");
+        }
         forward::finish(self.shared, &mut head);
         let not_modified =
             policy::client_conditional(&parts.method, &parts.headers, &stored_headers, None)
@@ -386,7 +388,13 @@ impl Ctx<'_> {
             response.headers_mut().remove(CONTENT_LENGTH);
             *response.body_mut() = empty();
         }
-        self.mark(&mut response, outcome, Some(status.as_u16()), storable);
+        self.mark_with_detail(
+            &mut response,
+            outcome,
+            Some(status.as_u16()),
+            storable,
+            cookie_detail,
+        );
         Ok(response)
     }
 

@@ -219,6 +219,36 @@ pub fn post_stores_as_get(method: &Method, request_uri: &Uri, resp_headers: &Hea
         && content_location_is_request_uri(request_uri, resp_headers)
 }
 
+/// Why a response's `Set-Cookie` did not go into the cache, as the `detail`
+/// of its `Cache-Status` (RFC 9211 §2.8), given what `storability` said and
+/// whether the response is `stored`.
+///
+/// A deliberate choice against the letter of RFC 9111 §3.1 (which lets a
+/// cache store `Set-Cookie` and says nothing against replaying it): for
+/// privacy, one client's cookie never reaches another. A shareable response
+/// (`public`, `s-maxage`, or naming the cookie in `private=`/`no-cache=`) is
+/// stored without its `Set-Cookie` (`set-cookie-withheld`); any other
+/// response setting a cookie is not stored at all (`set-cookie-not-shared`).
+/// `None` when the response sets no cookie, or was not stored for another
+/// reason.
+pub fn set_cookie_detail(
+    resp_headers: &HeaderMap,
+    verdict: Result<(), NotStorable>,
+    stored: bool,
+) -> Option<&'static str> {
+    match verdict {
+        Err(NotStorable::SetCookie) => Some("set-cookie-not-shared"),
+        Ok(())
+            if stored
+                && (resp_headers.contains_key("set-cookie")
+                    || resp_headers.contains_key("set-cookie2")) =>
+        {
+            Some("set-cookie-withheld")
+        }
+        _ => None,
+    }
+}
+
 /// The header fields to store for a response: all of them except
 /// `Set-Cookie`/`Set-Cookie2` (one client's cookie must never reach another),
 /// the fields named by `private="..."` and `no-cache="..."` (RFC 9111

@@ -290,6 +290,45 @@ fn rfc9111_3_set_cookie() {
     }
 }
 
+// RFC 9111 §3.1 (and our privacy choice against its letter): the reason a
+// Set-Cookie was not cached is named in Cache-Status's detail (RFC 9211 §2.8).
+#[test]
+fn rfc9111_3_1_set_cookie_reason_is_named() {
+    let cookie = map(&[("set-cookie", "s=1"), ("cache-control", "max-age=60")]);
+    let verdict = |resp: &HeaderMap| {
+        storability(
+            &Method::GET,
+            &HeaderMap::new(),
+            StatusCode::OK,
+            resp,
+            &PolicyConfig::default(),
+        )
+    };
+    assert_eq!(verdict(&cookie), Err(NotStorable::SetCookie));
+    assert_eq!(
+        set_cookie_detail(&cookie, verdict(&cookie), false),
+        Some("set-cookie-not-shared")
+    );
+    let public = map(&[
+        ("set-cookie", "s=1"),
+        ("cache-control", "public, max-age=60"),
+    ]);
+    assert_eq!(verdict(&public), Ok(()));
+    assert_eq!(
+        set_cookie_detail(&public, verdict(&public), true),
+        Some("set-cookie-withheld")
+    );
+    assert!(headers_to_store(&public).get("set-cookie").is_none());
+    // Not stored for another reason (too large), or no cookie: no detail.
+    assert_eq!(set_cookie_detail(&public, Ok(()), false), None);
+    let plain = map(&[("cache-control", "max-age=60")]);
+    assert_eq!(set_cookie_detail(&plain, Ok(()), true), None);
+    assert_eq!(
+        set_cookie_detail(&plain, Err(NotStorable::ResponseNoStore), false),
+        None
+    );
+}
+
 // RFC 9111 §4.1: Vary: * is never stored.
 #[test]
 fn rfc9111_4_1_vary_star() {

@@ -685,3 +685,56 @@ async fn malformed_chunked_request_body_is_400_forwards_nothing_and_closes() {
     assert_eq!(ok.status, 200);
     assert_eq!(&origin.last().body[..], b"hello");
 }
+
+#[tokio::test]
+async fn set_cookie_is_never_replayed_and_the_reason_is_in_cache_status_and_the_log() {
+    // RFC 9111 §3.1 allows storing Set-Cookie; for privacy we never replay
+    // one client's cookie to another, and say so (RFC 9211 §2.8 detail).
+    let origin = Scripted::start(|parts, n| {
+        let cc = if parts.uri.path() == "/public" {
+            "public, max-age=60"
+        } else {
+            "max-age=60"
+        };
+        respond(
+            200,
+            &[
+                ("cache-control", cc.into()),
+                ("set-cookie", format!("session=user{n}")),
+            ],
+            &format!("body {n}"),
+        )
+    })
+    .await;
+    let proxy = start_proxy("[log]\naccess = \"access.log\"\nformat = \"json\"\n").await;
+    let url = origin.url("/public");
+    let (_, h, _) = get_with(&proxy, &url, &[]).await;
+    assert_eq!(h.get("set-cookie").unwrap(), "session=user1");
+    assert_eq!(
+        cache_status(&h),
+        "cachalot; fwd=uri-miss; fwd-status=200; stored; detail=set-cookie-withheld"
+    );
+    stored(&proxy, &url, &[]).await;
+    let (_, h, body) = get_with(&proxy, &url, &[]).await;
+    assert_eq!(
+        (cache_status(&h).as_str(), body.as_str()),
+        ("cachalot; hit", "body 1")
+    );
+    assert!(h.get("set-cookie").is_none(), "another client's cookie");
+
+    let url = origin.url("/plain");
+    for n in [2, 3] {
+        let (_, h, _) = get_with(&proxy, &url, &[]).await;
+        assert_eq!(h.get("set-cookie").unwrap(), &format!("session=user{n}"));
+        assert_eq!(
+            cache_status(&h),
+            "cachalot; fwd=uri-miss; fwd-status=200; detail=set-cookie-not-shared"
+        );
+    }
+    let metrics = proxy.proxy.metrics.clone();
+    wait_until("four requests logged", move || metrics.requests() >= 4).await;
+    proxy.proxy.log.as_ref().unwrap().close();
+    let log = std::fs::read_to_string(proxy.dir.path().join("access.log")).unwrap();
+    assert!(log.contains("detail=set-cookie-withheld"), "{log}");
+    assert!(log.contains("detail=set-cookie-not-shared"), "{log}");
+}
