@@ -24,19 +24,27 @@ import benchlib  # noqa: E402
 
 # Run order. disk runs last: it adds ~94 MiB to cachalot's memory tier,
 # which would otherwise show in the RSS of the scenarios after it.
-SCENARIOS = ["hit1k", "hit1m", "miss", "tunnel", "c10k", "coalesce", "disk"]
+SCENARIOS = ["hit1k", "hit1k-named", "hit1m", "miss", "miss-named", "tunnel", "c10k", "coalesce", "disk"]
 
 # wrk scenarios: path on the origin, connections, URL pattern, origin counter
 WRK = {
     "hit1k": ("/1k", 64, "same", "1k"),
     "hit1m": ("/1m", 16, "same", "1m"),
     "miss": ("/nostore/1k", 64, "unique", "nostore"),
+    # the same loads with the origin named through the origin's DNS server
+    "hit1k-named": ("/1k", 64, "same", "1k"),
+    "miss-named": ("/nostore/1k", 64, "unique", "nostore"),
     "disk": ("/obj/", 64, "objects", "obj"),
 }
+
+# the name the -named scenarios use for the origin (the DNS server answers
+# every name with 127.0.0.1)
+ORIGIN_NAME = "origin.bench.test"
 
 # headline metric of each scenario and whether higher is better
 HEADLINE = {
     "hit1k": ("req_s", True), "hit1m": ("mib_s", True), "miss": ("req_s", True),
+    "hit1k-named": ("req_s", True), "miss-named": ("req_s", True),
     "tunnel": ("mib_s", True), "disk": ("req_s", True),
     "c10k": ("kib_per_conn", False), "coalesce": ("slowest_ms", False),
 }
@@ -147,13 +155,15 @@ class Bench:
         self.origin = f"127.0.0.1:{args.origin_port}"
         self.stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
-    def url(self, path):
+    def url(self, path, named=False):
+        if named:
+            return f"http://{ORIGIN_NAME}:{self.a.origin_port}{path}"
         return f"http://{self.origin}{path}"
 
     # -------------------------------------------------------------- wrk
 
-    def wrk(self, cand, path, conns, pattern, seconds, tag=""):
-        env = dict(os.environ, BENCH_URL=self.url(path), BENCH_PATTERN=pattern, BENCH_TAG=tag,
+    def wrk(self, cand, path, conns, pattern, seconds, tag="", named=False):
+        env = dict(os.environ, BENCH_URL=self.url(path, named), BENCH_PATTERN=pattern, BENCH_TAG=tag,
                    BENCH_OBJECTS=str(self.a.disk_objects), BENCH_THREADS=str(WRK_THREADS))
         cmd = ["wrk", "-t", str(WRK_THREADS), "-c", str(conns), "-d", f"{seconds}s",
                "--timeout", "5s", "-s", os.path.join(BENCH, "proxy.lua"),
@@ -169,8 +179,10 @@ class Bench:
         tag = f"{self.stamp}.{cand.name}.{r}"
         before = benchlib.origin_counts(self.a.origin_port)
         m0 = benchlib.metrics(cand.admin) if scn == "disk" and cand.admin else None
-        res, meas = measured(cand, lambda: self.wrk(cand, path, conns, pattern, self.a.seconds, tag))
+        named = scn.endswith("-named")
+        res, meas = measured(cand, lambda: self.wrk(cand, path, conns, pattern, self.a.seconds, tag, named))
         after = benchlib.origin_counts(self.a.origin_port)
+        res["dns_queries"] = after.get("dns", 0) - before.get("dns", 0)
         res.update(meas)
         res["round"] = r + 1
         secs = res["duration_us"] / 1e6
@@ -191,12 +203,13 @@ class Bench:
     def scenario_wrk(self, scn, cands):
         path, conns, pattern, _ = WRK[scn]
         per = {c.name: {"rounds": []} for c in cands}
+        named = scn.endswith("-named")
         for c in cands:  # warm-up: store the object, wake the code paths up
             try:
                 if pattern == "same":
                     for _ in range(3):
-                        benchlib.get(c.port, self.url(path))
-                self.wrk(c, path, conns, pattern, self.a.warmup, f"{self.stamp}.{c.name}.warm")
+                        benchlib.get(c.port, self.url(path, named))
+                self.wrk(c, path, conns, pattern, self.a.warmup, f"{self.stamp}.{c.name}.warm", named)
             except (OSError, RuntimeError, subprocess.SubprocessError) as e:
                 per[c.name]["error"] = f"warm-up failed: {e}"
         for r in range(self.a.rounds):
@@ -223,6 +236,7 @@ class Bench:
             s["requests"] = sum(x["requests"] for x in rounds)
             s["errors"] = sum(x["socket_errors"] + x["timeouts"] + x["status_errors"] for x in rounds)
             s["origin_requests"] = sum(x["origin_requests"] for x in rounds)
+            s["dns_queries"] = sum(x.get("dns_queries", 0) for x in rounds)
             s["spread"] = spread([x[HEADLINE[scn][0]] for x in rounds])
             if scn == "disk" and all("served" in x for x in rounds):
                 s["served"] = {k: sum(x["served"][k] for x in rounds) for k in rounds[0]["served"]}
@@ -413,10 +427,14 @@ def fmt(x, digits=0):
 
 
 def notes_for(scn, name, s, info):
-    if scn in ("hit1k", "hit1m", "miss", "disk"):
+    if scn in ("hit1k", "hit1m", "miss", "disk", "hit1k-named", "miss-named"):
         parts = [f"origin reqs {s['origin_requests']:,}"]
-        if scn == "miss":
+        if scn.startswith("miss"):
             parts[0] += f" of {s['requests']:,}"
+        if scn.endswith("-named"):
+            parts.append(f"DNS queries {s.get('dns_queries', 0):,}")
+            if info.get("literal", {}).get(name):
+                parts.append(f"= {100 * s['req_s'] / info['literal'][name]:.0f}% of IP-literal req/s")
         if s["errors"]:
             parts.append(f"ERRORS {s['errors']:,}")
         if s.get("served"):
@@ -564,8 +582,12 @@ def main():
         log(f"scenario {scn}")
         load0 = loadavg()
         t0 = time.monotonic()
-        if scn in ("hit1k", "hit1m", "miss"):
+        if scn in WRK and scn != "disk":
             per = bench.scenario_wrk(scn, active)
+            literal = results["scenarios"].get(scn[: -len("-named")]) if scn.endswith("-named") else None
+            if literal:
+                per["_info"] = {"literal": {n: e["summary"]["req_s"] for n, e in literal.items()
+                                            if not n.startswith("_") and e.get("summary")}}
         elif scn == "tunnel":
             per = bench.scenario_tunnel(active)
         elif scn == "c10k":

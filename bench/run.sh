@@ -29,7 +29,10 @@ disk_objects=${DISK_OBJECTS:-1500}
 readonly ORIGIN_PORT=31080 SLOW_PORT=31081 SQUID_PORT=31128 NGINX_PORT=31129
 readonly CACHALOT_PORT=31200 NOLOG_PORT=31201 DISK_PORT=31202
 readonly CACHALOT_ADMIN=31300 NOLOG_ADMIN=31301 DISK_ADMIN=31302
-readonly ALL_SCENARIOS="hit1k hit1m miss tunnel c10k coalesce disk"
+readonly ALL_SCENARIOS="hit1k hit1k-named hit1m miss miss-named tunnel c10k coalesce disk"
+# The origin's DNS server for the -named scenarios (every name -> 127.0.0.1,
+# answered after 5 ms); port 53, because Squid's dns_nameservers takes no port.
+readonly DNS_ADDR=127.0.0.153
 readonly ALL_PROXIES="squid nginx cachalot cachalot-nolog"
 
 bench=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -220,9 +223,15 @@ access = "$4"
 [admin]
 listen = "127.0.0.1:$3"
 
+[dns]
+servers = ["$DNS_ADDR"]
+
+# like the shipped rules, a dst rule: every request (hits included) has its
+# destination checked, named ones through the resolver cache
 [[acl]]
 name = "bench"
 action = "allow"
+dst = ["127.0.0.0/8"]
 EOF
 }
 
@@ -259,6 +268,7 @@ http_access allow bench_clients
 http_access deny all
 
 collapsed_forwarding on
+dns_nameservers $DNS_ADDR
 EOF
     # Squid starts as root and switches to cache_effective_user
     if ((EUID == 0)); then chown -R proxy:proxy "$run/squid"; fi
@@ -290,6 +300,8 @@ http {
     scgi_temp_path $shm/nginx/scgi;
     # file cache on tmpfs: memory-backed, but in the page cache, not in RSS
     proxy_cache_path $shm/nginx/cache levels=1:2 keys_zone=bench:32m max_size=1g inactive=1h use_temp_path=off;
+
+    resolver $DNS_ADDR valid=60s;
 
     server {
         listen 127.0.0.1:$NGINX_PORT backlog=4096;
@@ -327,7 +339,7 @@ for port in $ORIGIN_PORT $SLOW_PORT; do
 done
 # A server that fails to start (a port briefly held) gets two more tries.
 for attempt in 1 2 3; do
-    start origin "$origin_bin" --port "$ORIGIN_PORT" --slow-port "$SLOW_PORT"
+    start origin "$origin_bin" --port "$ORIGIN_PORT" --slow-port "$SLOW_PORT" --dns "$DNS_ADDR:53"
     if wait_port origin "$ORIGIN_PORT" && wait_port origin "$SLOW_PORT"; then break; fi
     stop_one origin
     ((attempt < 3)) || die "the origin did not start (see bench/run/origin.log)"

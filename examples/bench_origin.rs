@@ -17,6 +17,11 @@
 //!   (1 s) with `max-age=3600`;
 //! - `/count`: `{"slow": <requests so far>}`.
 //!
+//! With `--dns ADDR` (e.g. `127.0.0.153:53`), also a DNS server on UDP that
+//! answers every A query with 127.0.0.1 (TTL `--dns-ttl`, after
+//! `--dns-delay-ms`, like a LAN resolver's cached answer) and every other
+//! query with no record; the queries it got are `dns` in `/count`.
+//!
 //! Bodies are a fixed byte pattern, so the harness can check that a proxy
 //! returns exactly what the origin sent by comparing with a direct request.
 
@@ -52,6 +57,15 @@ struct Args {
     /// How long /slow/<anything> waits before answering, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     slow_ms: u64,
+    /// Also answer DNS queries on this UDP address.
+    #[arg(long)]
+    dns: Option<SocketAddr>,
+    /// Delay of every DNS answer, in milliseconds.
+    #[arg(long, default_value_t = 5)]
+    dns_delay_ms: u64,
+    /// TTL of the DNS answers, in seconds.
+    #[arg(long, default_value_t = 60)]
+    dns_ttl: u32,
 }
 
 /// Requests served per route (`/count` itself is not counted).
@@ -63,6 +77,7 @@ struct Counts {
     obj: AtomicU64,
     slow: AtomicU64,
     other: AtomicU64,
+    dns: AtomicU64,
 }
 
 /// Everything a request handler reads: the fixed bodies and the counters.
@@ -148,12 +163,13 @@ async fn fast_route(state: Arc<State>, request: Request<Incoming>) -> Result<Ans
         "/count" => {
             let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
             json(format!(
-                "{{\"1k\": {}, \"1m\": {}, \"nostore\": {}, \"obj\": {}, \"other\": {}}}\n",
+                "{{\"1k\": {}, \"1m\": {}, \"nostore\": {}, \"obj\": {}, \"other\": {}, \"dns\": {}}}\n",
                 load(&c.one_k),
                 load(&c.one_m),
                 load(&c.nostore),
                 load(&c.obj),
                 load(&c.other),
+                load(&c.dns),
             ))
         }
         _ => match path.strip_prefix("/obj/").map(str::parse::<u64>) {
@@ -235,6 +251,46 @@ fn bind(port: u16) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
+/// Answers DNS queries on `socket`: A → 127.0.0.1, anything else → no record.
+async fn serve_dns(socket: tokio::net::UdpSocket, state: Arc<State>, delay: Duration, ttl: u32) {
+    use hickory_proto::op::{Message, MessageType};
+    use hickory_proto::rr::{rdata::A, RData, Record, RecordType};
+    let socket = Arc::new(socket);
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let Ok(query) = Message::from_vec(&buf[..n]) else {
+            continue;
+        };
+        bump(&state.counts.dns);
+        let mut reply = Message::new();
+        reply
+            .set_id(query.id())
+            .set_message_type(MessageType::Response)
+            .set_op_code(query.op_code())
+            .set_recursion_desired(query.recursion_desired())
+            .set_recursion_available(true)
+            .set_authoritative(true);
+        for q in query.queries() {
+            reply.add_query(q.clone());
+            if q.query_type() == RecordType::A {
+                let a = RData::A(A(Ipv4Addr::LOCALHOST));
+                reply.add_answer(Record::from_rdata(q.name().clone(), ttl, a));
+            }
+        }
+        let Ok(bytes) = reply.to_vec() else {
+            continue;
+        };
+        let socket = socket.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = socket.send_to(&bytes, from).await;
+        });
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
@@ -254,6 +310,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
         slow.local_addr()?,
         args.slow_ms
     );
+    if let Some(addr) = args.dns {
+        let socket = tokio::net::UdpSocket::bind(addr).await?;
+        eprintln!(
+            "bench_origin: DNS on {addr} ({} ms, TTL {} s)",
+            args.dns_delay_ms, args.dns_ttl
+        );
+        tokio::spawn(serve_dns(
+            socket,
+            state.clone(),
+            Duration::from_millis(args.dns_delay_ms),
+            args.dns_ttl,
+        ));
+    }
     tokio::join!(
         serve(fast, state.clone(), Port::Fast),
         serve(slow, state, Port::Slow)

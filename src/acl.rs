@@ -1,7 +1,12 @@
 //! Access control: ordered allow/deny rules, first match wins, with an
 //! implicit final deny. A rule matches when every condition it lists holds.
 //! Hosts and addresses arrive normalized (see `http::target`), so a rule
-//! cannot be bypassed by another spelling of the same destination. Pure.
+//! cannot be bypassed by another spelling of the same destination.
+//!
+//! Two phases, as Squid splits fast and slow ACLs: rules are first run
+//! without the destination's address; evaluation that reaches a rule with
+//! `dst` whose other conditions hold stops and asks for the address
+//! ([`Decision::NeedsAddress`]), and is run again with it. Pure.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -83,6 +88,17 @@ pub struct Rule {
     user: Vec<String>,
 }
 
+/// What is known of the destination's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dst {
+    /// Not looked up yet: a rule that needs it stops the evaluation.
+    Unknown,
+    /// The name does not resolve: no `dst` condition holds (Squid's rule).
+    Unresolvable,
+    /// The address the proxy will connect to.
+    Known(IpAddr),
+}
+
 /// What is known of a request when rules are evaluated.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
@@ -92,8 +108,7 @@ pub struct Subject<'a> {
     pub method: &'a Method,
     /// The authenticated user, if any.
     pub user: Option<&'a str>,
-    /// The address the proxy will connect to.
-    pub dst: IpAddr,
+    pub dst: Dst,
 }
 
 /// The verdict of the rules.
@@ -103,7 +118,14 @@ pub enum Decision {
     Allow(usize),
     /// Denied by the rule at this index, or by the implicit final deny.
     Deny(Option<usize>),
+    /// The rule at this index has `dst` and its other conditions hold:
+    /// evaluate again with the address.
+    NeedsAddress(usize),
 }
+
+/// `dst = ["to_localhost"]`: destinations on this host (Squid's
+/// `to_localhost`, plus the unspecified addresses, which reach it too).
+pub const TO_LOCALHOST: &str = "to_localhost";
 
 /// The whole ordered rule set.
 #[derive(Debug, Clone, Default)]
@@ -119,7 +141,12 @@ impl fmt::Display for Rule {
 
 impl Rules {
     /// Compiles `[[acl]]` tables; every problem is reported with its key.
-    pub fn compile(configs: &[RuleConfig], auth_enabled: bool) -> Result<Rules, Vec<ConfigError>> {
+    /// `own` are this proxy's own addresses, part of `to_localhost`.
+    pub fn compile(
+        configs: &[RuleConfig],
+        auth_enabled: bool,
+        own: &[IpAddr],
+    ) -> Result<Rules, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let mut rules = Vec::with_capacity(configs.len());
         for (i, c) in configs.iter().enumerate() {
@@ -138,10 +165,21 @@ impl Rules {
                 err("src", format!("{bad:?} is not an address or CIDR"));
                 Vec::new()
             });
-            let dst = nets(&c.dst).unwrap_or_else(|bad| {
-                err("dst", format!("{bad:?} is not an address or CIDR"));
+            let (local, listed): (Vec<String>, Vec<String>) = c
+                .dst
+                .iter()
+                .cloned()
+                .partition(|d| d.trim() == TO_LOCALHOST);
+            let mut dst = nets(&listed).unwrap_or_else(|bad| {
+                err(
+                    "dst",
+                    format!("{bad:?} is not an address, a CIDR or \"{TO_LOCALHOST}\""),
+                );
                 Vec::new()
             });
+            if !local.is_empty() {
+                dst.extend(to_localhost(own));
+            }
             let mut dst_domain = Vec::new();
             for d in &c.dst_domain {
                 match domain(d) {
@@ -186,19 +224,30 @@ impl Rules {
         }
     }
 
-    /// First matching rule decides; nothing matching means deny.
+    /// First matching rule decides; nothing matching means deny. With the
+    /// address unknown, stops at the first rule that needs it.
     pub fn evaluate(&self, s: &Subject<'_>) -> Decision {
         let src = s.src.to_canonical();
-        let dst = s.dst.to_canonical();
         for (i, rule) in self.rules.iter().enumerate() {
-            let holds = (rule.src.is_empty() || rule.src.iter().any(|n| n.contains(&src)))
-                && (rule.dst.is_empty() || rule.dst.iter().any(|n| n.contains(&dst)))
+            let others = (rule.src.is_empty() || rule.src.iter().any(|n| n.contains(&src)))
                 && (rule.dst_domain.is_empty()
                     || rule.dst_domain.iter().any(|d| d.matches(s.host)))
                 && (rule.port.is_empty() || rule.port.contains(&s.port))
                 && (rule.method.is_empty() || rule.method.contains(s.method))
                 && (rule.user.is_empty()
                     || s.user.is_some_and(|u| rule.user.iter().any(|r| r == u)));
+            if !others {
+                continue;
+            }
+            let holds = rule.dst.is_empty()
+                || match s.dst {
+                    Dst::Unknown => return Decision::NeedsAddress(i),
+                    Dst::Unresolvable => false,
+                    Dst::Known(ip) => {
+                        let ip = ip.to_canonical();
+                        rule.dst.iter().any(|n| n.contains(&ip))
+                    }
+                };
             if holds {
                 return match rule.action {
                     Action::Allow => Decision::Allow(i),
@@ -215,6 +264,36 @@ impl Rules {
             .and_then(|i| self.rules.get(i))
             .map_or_else(|| "the implicit final deny".to_owned(), |r| r.label.clone())
     }
+
+    /// What the 403 page says of a denial: the rule, its key, and for a
+    /// rule on the destination address, how to allow it.
+    pub fn explain(&self, index: Option<usize>, dst: Option<IpAddr>) -> String {
+        let label = self.label(index);
+        match (index, index.and_then(|i| self.rules.get(i)), dst) {
+            (Some(i), Some(rule), Some(ip)) if !rule.dst.is_empty() => format!(
+                "{label} (key acl[{i}].dst): the destination address {ip} is refused; \
+                 to allow it, put an allow rule with its dst before acl[{i}]"
+            ),
+            (Some(i), Some(_), _) => format!("{label} (key acl[{i}])"),
+            _ => format!("{label} (no [[acl]] rule allows this request)"),
+        }
+    }
+}
+
+/// The networks of `to_localhost`: loopback, the unspecified addresses
+/// (connecting to them reaches this host), and this proxy's own addresses.
+fn to_localhost(own: &[IpAddr]) -> Vec<IpNet> {
+    let mut nets: Vec<IpNet> = ["127.0.0.0/8", "::1/128", "0.0.0.0/8", "::/128"]
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    for ip in own {
+        let ip = ip.to_canonical();
+        if !ip.is_unspecified() && !nets.iter().any(|n| n.contains(&ip)) {
+            nets.push(IpNet::from(ip));
+        }
+    }
+    nets
 }
 
 /// Parses CIDRs and bare addresses (a bare address is a /32 or /128).

@@ -26,6 +26,10 @@ pub struct Config {
     pub privacy: crate::anonymize::PrivacyConfig,
     pub log: LogConfig,
     pub admin: AdminConfig,
+    pub dns: DnsConfig,
+    /// Parent proxies (`[[parent]]` tables), and how they are used.
+    pub parent: Vec<crate::parent::ParentConfig>,
+    pub parents: crate::parent::ParentsConfig,
     pub acl: Vec<crate::acl::RuleConfig>,
     /// Folder that relative paths are resolved against (not a TOML key).
     #[serde(skip)]
@@ -80,6 +84,44 @@ pub struct CacheConfig {
     /// when the origin cannot be reached (RFC 9111 §4.2.4); zero turns it off.
     #[serde(with = "humantime_serde")]
     pub max_stale: Duration,
+}
+
+/// `[dns]`: the caching resolver (see `dns`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Name servers (UDP, TCP on truncation); empty: `/etc/resolv.conf`'s.
+    #[serde(deserialize_with = "name_servers")]
+    pub servers: Vec<SocketAddr>,
+    #[serde(with = "humantime_serde")]
+    pub max_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub negative_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub stale_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub cache_size: u64,
+}
+
+/// `"10.0.0.53"` (port 53) or `"10.0.0.53:5353"`, `"[::1]:53"`.
+fn name_servers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    let raw = Vec::<String>::deserialize(d)?;
+    raw.iter()
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<SocketAddr>()
+                .or_else(|_| {
+                    s.parse::<std::net::IpAddr>()
+                        .map(|ip| SocketAddr::new(ip, 53))
+                })
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{s:?} is not an address such as \"10.0.0.53\" or \"10.0.0.53:5353\""
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// `[log]`: diagnostics.
@@ -227,6 +269,16 @@ impl Config {
         ] {
             check(!value.is_zero(), key, "must be longer than zero");
         }
+        check(
+            !self.dns.timeout.is_zero(),
+            "dns.timeout",
+            "must be longer than zero",
+        );
+        check(
+            self.dns.cache_size > 0,
+            "dns.cache_size",
+            "must be at least 1",
+        );
         let c = &self.cache;
         check(
             (0.0..=1.0).contains(&c.heuristic_fraction),
@@ -254,8 +306,13 @@ impl Config {
             "admin.listen",
             "must be empty (off) or an address such as \"127.0.0.1:9090\"",
         );
-        if let Err(acl) = crate::acl::Rules::compile(&self.acl, !self.auth.users_file.is_empty()) {
+        if let Err(acl) =
+            crate::acl::Rules::compile(&self.acl, !self.auth.users_file.is_empty(), &[])
+        {
             errors.extend(acl);
+        }
+        if let Err(parents) = crate::parent::Parents::compile(&self.parent, &self.parents) {
+            errors.extend(parents);
         }
         if let Err(privacy) = crate::anonymize::Privacy::compile(&self.privacy) {
             errors.extend(privacy);

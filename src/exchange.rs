@@ -22,6 +22,8 @@ pub struct Exchange {
     pub user_agent: Option<String>,
     /// Time from sending to the origin to its response head.
     pub upstream_time: Option<Duration>,
+    /// Time the access rules waited on the resolver for the origin's address.
+    pub dns_time: Option<Duration>,
     pub method: Method,
     /// The request target as received. A copy, not the parsed `Uri`: that
     /// shares the connection's read buffer and would pin it until logged.
@@ -51,6 +53,7 @@ impl Exchange {
             referer: None,
             user_agent: None,
             upstream_time: None,
+            dns_time: None,
             method: method.clone(),
             target,
             result: "NONE_NONE",

@@ -3,19 +3,19 @@
 //! directions; bodies stream through untouched in both directions.
 
 use http::header::{HOST, MAX_FORWARDS};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use http::{request, response, HeaderValue, Request, Response, Uri, Version};
+use http::{request, response, HeaderValue, Response, Uri, Version};
 use hyper::body::Incoming;
 
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::http::body::Body;
 use crate::http::max_forwards::{self, MaxForwards};
-use crate::http::target::{host_port, Authority};
+use crate::http::target::{host_port, Authority, Host};
 use crate::http::{hop_by_hop, via};
 use crate::shared::Shared;
-use crate::upstream::UpstreamPeer;
+use crate::upstream::{Connect, UpstreamPeer};
 
 /// A request head made ready for the origin, or the proxy's own answer.
 pub enum Prepared {
@@ -63,9 +63,10 @@ pub fn prepare(
 pub struct Route {
     /// The origin as named by the request (the Host field).
     pub authority: Authority,
-    /// The address the access rules admitted: a second DNS answer cannot
-    /// send the request elsewhere.
-    pub connect_to: SocketAddr,
+    /// How its address is found: by name when connecting, or the addresses
+    /// the access rules admitted (a second DNS answer cannot send the
+    /// request elsewhere).
+    pub connect: Connect,
     /// The client, for X-Forwarded-For.
     pub client: IpAddr,
 }
@@ -97,15 +98,15 @@ pub async fn send(
     shared
         .privacy
         .forwarded_for(&mut parts.headers, route.client);
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = format!("http://{}{path}", route.connect_to)
-        .parse()
-        .map_err(|_| ProxyError::BadTarget(parts.uri.to_string()))?;
     parts.version = Version::HTTP_11;
     let sent = std::time::Instant::now();
+    let host = match &route.authority.host {
+        Host::Domain(name) => std::borrow::Cow::Borrowed(name.as_str()),
+        Host::Ip(ip) => std::borrow::Cow::Owned(ip.to_string()),
+    };
     let response = shared
         .upstream
-        .send(Request::from_parts(parts, body))
+        .send(&route.connect, (&host, route.authority.port), parts, body)
         .await?;
     exchange.upstream_time = Some(sent.elapsed());
     exchange.peer = response.extensions().get::<UpstreamPeer>().map(|p| p.0);

@@ -15,14 +15,15 @@ use tokio::time::Instant;
 
 use crate::access_log::finish::Finish;
 use crate::access_log::LogRecord;
-use crate::acl::{Decision, Subject};
+use crate::acl::{Decision, Dst, Subject};
 use crate::auth::Verdict;
 use crate::error::{ProxyError, Side};
 use crate::exchange::Exchange;
 use crate::http::body::{self, Body};
 use crate::http::error_page;
-use crate::http::target::{self, Authority, Target};
+use crate::http::target::{self, Authority, Host, Target};
 use crate::shared::{Proxy, Shared};
+use crate::upstream::Connect;
 use crate::{cache, tunnel};
 
 /// Answers one request from a client. Never fails: every error becomes a page.
@@ -113,6 +114,7 @@ fn record_when_done(
             cache_status,
             coalesced: exchange.coalesced,
             upstream_time: exchange.upstream_time,
+            dns_time: exchange.dns_time,
             bytes_from_origin: if hit || exchange.coalesced || exchange.peer.is_none() {
                 0
             } else {
@@ -197,18 +199,18 @@ async fn run(
         }
         Target::Http { authority, .. } => authority,
     };
-    let connect_to = admit(proxy, shared, client, authority, request.method(), exchange).await?;
+    let connect = admit(proxy, shared, client, authority, request.method(), exchange).await?;
     let (mut parts, body) = request.into_parts();
     shared.privacy.request(&mut parts.headers);
     let request = Request::from_parts(parts, body);
     match target {
-        Target::Connect(_) => {
+        Target::Connect(authority) => {
             tunnel::open(
                 shared,
                 &proxy.tasks,
                 &proxy.metrics,
                 request,
-                connect_to,
+                (&authority, &connect),
                 exchange,
             )
             .await
@@ -217,7 +219,7 @@ async fn run(
             let destination = cache::Destination {
                 uri,
                 authority,
-                connect_to,
+                connect,
             };
             cache::handle(
                 shared,
@@ -232,50 +234,77 @@ async fn run(
     }
 }
 
-/// Resolves the destination and runs the access rules on each address it
-/// resolves to; returns the first admitted address, which is the one the
-/// request will use (a later DNS answer cannot redirect it).
+/// Runs the access rules (see `acl`): without DNS when no rule needs the
+/// address; otherwise the name is looked up (through the resolver cache)
+/// and each address it resolves to is checked, the admitted ones pinned for
+/// the connection. A name that does not resolve matches no `dst` condition;
+/// when the rules still allow the request, a cache hit is served and a
+/// request that must reach the origin fails with the DNS error.
 async fn admit(
     proxy: &Proxy,
     shared: &Shared,
     client: SocketAddr,
     authority: &Authority,
     method: &Method,
-    exchange: &Exchange,
-) -> Result<SocketAddr, ProxyError> {
-    let addrs = match &authority.host {
-        crate::http::target::Host::Ip(ip) => vec![SocketAddr::new(*ip, authority.port)],
-        crate::http::target::Host::Domain(name) => {
-            shared.upstream.resolve(name, authority.port).await?
+    exchange: &mut Exchange,
+) -> Result<Connect, ProxyError> {
+    let mut subject = Subject {
+        src: client.ip(),
+        host: &authority.host,
+        port: authority.port,
+        method,
+        user: exchange.user.as_deref(),
+        dst: Dst::Unknown,
+    };
+    let denied = |rule, dst| ProxyError::Denied(shared.acl.explain(rule, dst));
+    let name = match &authority.host {
+        Host::Ip(ip) => {
+            subject.dst = Dst::Known(*ip);
+            return match shared.acl.evaluate(&subject) {
+                Decision::Allow(_) => Ok(Connect::Pinned(
+                    vec![SocketAddr::new(*ip, authority.port)].into(),
+                )),
+                Decision::Deny(rule) => Err(denied(rule, Some(*ip))),
+                Decision::NeedsAddress(_) => Err(ProxyError::Internal(
+                    "access rules asked for an address they were given".into(),
+                )),
+            };
+        }
+        Host::Domain(name) => name,
+    };
+    match shared.acl.evaluate(&subject) {
+        Decision::Allow(_) => return Ok(Connect::ByName),
+        Decision::Deny(rule) => return Err(denied(rule, None)),
+        Decision::NeedsAddress(_) => {}
+    }
+    let started = Instant::now();
+    let resolved = proxy.dns.lookup(name).await;
+    exchange.dns_time = Some(started.elapsed());
+    let addrs = match resolved {
+        Ok(resolved) => resolved.addrs,
+        Err(e) => {
+            subject.dst = Dst::Unresolvable;
+            return match shared.acl.evaluate(&subject) {
+                Decision::Allow(_) | Decision::NeedsAddress(_) => Ok(Connect::Unresolved(e)),
+                Decision::Deny(rule) => Err(denied(rule, None)),
+            };
         }
     };
-    let mut denied_by = None;
-    for addr in addrs {
-        if proxy.is_admin_address(shared, addr) {
-            return Err(ProxyError::Denied(
-                "the admin listener (not reachable through the proxy)".into(),
-            ));
-        }
-        if proxy.is_own_address(addr) {
-            return Err(ProxyError::Loop(format!(
-                "{} (the destination is this proxy)",
-                shared.config.server.name
-            )));
-        }
-        let subject = Subject {
-            src: client.ip(),
-            host: &authority.host,
-            port: authority.port,
-            method,
-            user: exchange.user.as_deref(),
-            dst: addr.ip(),
-        };
+    let mut admitted = Vec::with_capacity(addrs.len());
+    let mut first_denial = None;
+    for ip in addrs.iter() {
+        subject.dst = Dst::Known(*ip);
         match shared.acl.evaluate(&subject) {
-            Decision::Allow(_) => return Ok(addr),
+            Decision::Allow(_) => admitted.push(SocketAddr::new(*ip, authority.port)),
             Decision::Deny(rule) => {
-                denied_by.get_or_insert(rule);
+                first_denial.get_or_insert((rule, *ip));
             }
+            Decision::NeedsAddress(_) => {}
         }
     }
-    Err(ProxyError::Denied(shared.acl.label(denied_by.flatten())))
+    if admitted.is_empty() {
+        let (rule, ip) = first_denial.unzip();
+        return Err(denied(rule.flatten(), ip));
+    }
+    Ok(Connect::Pinned(admitted.into()))
 }

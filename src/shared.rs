@@ -16,8 +16,9 @@ use crate::auth::Auth;
 use crate::cache::disk::DiskError;
 use crate::cache::Cache;
 use crate::config::{Config, ConfigErrors};
+use crate::dns::Resolver;
 use crate::metrics::Metrics;
-use crate::upstream::Upstream;
+use crate::upstream::{LocalSockets, Upstream};
 
 /// Everything a request needs that derives from the configuration.
 pub struct Shared {
@@ -36,13 +37,28 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Builds a snapshot from a validated configuration (reads the users file).
-    pub fn new(config: Config) -> Result<Shared, ConfigErrors> {
+    /// Builds a snapshot from a validated configuration (reads the users
+    /// file); `listen` is the address actually listened on.
+    pub fn new(
+        config: Config,
+        dns: Arc<Resolver>,
+        listen: SocketAddr,
+    ) -> Result<Shared, ConfigErrors> {
         let auth_on = !config.auth.users_file.is_empty();
-        let acl = Rules::compile(&config.acl, auth_on).map_err(ConfigErrors)?;
+        let admin_addr = config.admin.listen_addr();
+        let own: Vec<std::net::IpAddr> = std::iter::once(listen.ip())
+            .chain(admin_addr.map(|a| a.ip()))
+            .collect();
+        let acl = Rules::compile(&config.acl, auth_on, &own).map_err(ConfigErrors)?;
         let privacy = Privacy::compile(&config.privacy).map_err(ConfigErrors)?;
         let auth = Auth::load(&config.auth, &config.base_dir).map_err(ConfigErrors)?;
-        let upstream = Upstream::new(&config);
+        let local = LocalSockets {
+            listen,
+            admin: admin_addr,
+        };
+        let parents = crate::parent::Parents::compile(&config.parent, &config.parents)
+            .map_err(ConfigErrors)?;
+        let upstream = Upstream::new(&config, dns, local, Arc::new(parents));
         let via =
             http::HeaderValue::from_str(&format!("1.1 {}", config.server.name)).map_err(|_| {
                 ConfigErrors(vec![crate::config::ConfigError {
@@ -55,7 +71,7 @@ impl Shared {
         )
         .unwrap_or_else(|_| http::HeaderValue::from_static("cachalot; hit"));
         Ok(Shared {
-            admin_addr: config.admin.listen_addr(),
+            admin_addr,
             via,
             hit_status,
             config: Arc::new(config),
@@ -90,6 +106,9 @@ pub struct Proxy {
     /// The access log (None when `log.access` is empty); fixed at start.
     pub log: Option<AccessLog>,
     pub metrics: Arc<Metrics>,
+    /// The caching resolver; kept across reloads (`[dns]` changes apply at
+    /// restart), so that a reload does not forget every name.
+    pub dns: Arc<Resolver>,
 }
 
 impl Proxy {
@@ -109,8 +128,10 @@ impl Proxy {
         }
         .transpose()
         .map_err(|e| StartError::Log(config.log.access.clone(), e))?;
-        let shared = Shared::new(config)?;
+        let dns = Resolver::new(&config.dns);
+        let shared = Shared::new(config, dns.clone(), listen_addr)?;
         Ok(Arc::new(Proxy {
+            dns,
             current: ArcSwap::from_pointee(shared),
             tasks: TaskTracker::new(),
             listen_addr,
@@ -138,26 +159,18 @@ impl Proxy {
                 "cache.dir, cache.memory_size and cache.disk_size take effect at restart"
             );
         }
+        if config.dns != old.config.dns {
+            tracing::warn!("the [dns] section takes effect at restart");
+        }
         if config.server.listen != old.config.server.listen {
             tracing::warn!(
                 "server.listen cannot change on reload; still listening on {}",
                 self.listen_addr
             );
         }
-        self.current.store(Arc::new(Shared::new(config)?));
+        let shared = Shared::new(config, self.dns.clone(), self.listen_addr)?;
+        self.current.store(Arc::new(shared));
         Ok(())
-    }
-
-    /// True when `addr` is this proxy's own listening socket (a loop).
-    pub fn is_own_address(&self, addr: SocketAddr) -> bool {
-        same_socket(addr, self.listen_addr)
-    }
-
-    /// True when `addr` is the admin listener's socket.
-    pub fn is_admin_address(&self, shared: &Shared, addr: SocketAddr) -> bool {
-        shared
-            .admin_addr
-            .is_some_and(|admin| same_socket(addr, admin))
     }
 
     /// Writes what is pending (log lines, disk writes) before exit.
@@ -167,14 +180,4 @@ impl Proxy {
         }
         self.cache.store.close();
     }
-}
-
-/// Whether connecting to `addr` reaches the socket listening on `listen`.
-fn same_socket(addr: SocketAddr, listen: SocketAddr) -> bool {
-    let ip = addr.ip().to_canonical();
-    if addr.port() != listen.port() {
-        return false;
-    }
-    let own = listen.ip().to_canonical();
-    ip == own || (own.is_unspecified() && (ip.is_loopback() || ip.is_unspecified()))
 }

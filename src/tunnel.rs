@@ -3,7 +3,6 @@
 //! are done (half-close respected) or the tunnel sits idle too long.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,9 +19,11 @@ use tokio_util::task::TaskTracker;
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::http::body::{empty, Body};
+use crate::http::target::{Authority, Host};
 use crate::http::via;
 use crate::metrics::Metrics;
 use crate::shared::Shared;
+use crate::upstream::Connect;
 
 /// Bytes buffered per direction of a tunnel.
 const BUFFER: usize = 64 * 1024;
@@ -34,7 +35,7 @@ pub async fn open(
     tasks: &TaskTracker,
     metrics: &Arc<Metrics>,
     request: Request<Incoming>,
-    connect_to: SocketAddr,
+    destination: (&Authority, &Connect),
     exchange: &mut Exchange,
 ) -> Result<Response<Body>, ProxyError> {
     let config = &shared.config;
@@ -42,8 +43,15 @@ pub async fn open(
         return Err(ProxyError::Loop(config.server.name.clone()));
     }
     exchange.result = "TCP_TUNNEL";
-    let origin = shared.upstream.connect(connect_to).await?;
-    let peer = connect_to;
+    let (authority, connect) = destination;
+    let host = match &authority.host {
+        Host::Domain(name) => name.clone(),
+        Host::Ip(ip) => ip.to_string(),
+    };
+    let (origin, peer) = shared
+        .upstream
+        .connect(connect, &host, authority.port)
+        .await?;
     exchange.peer = Some(peer);
     let idle = config.timeouts.tunnel_idle;
     let metrics = metrics.clone();

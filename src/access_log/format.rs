@@ -43,6 +43,8 @@ pub struct LogRecord {
     pub coalesced: bool,
     /// Time to the origin's response head.
     pub upstream_time: Option<Duration>,
+    /// Time the access rules waited on the resolver, when they needed it.
+    pub dns_time: Option<Duration>,
     /// Body bytes received from the origin for this request.
     pub bytes_from_origin: u64,
     pub referer: Option<String>,
@@ -174,6 +176,7 @@ pub fn json(r: &LogRecord) -> String {
         "cache_status": r.cache_status.as_ref().and_then(|v| v.to_str().ok()),
         "coalesced": r.coalesced,
         "upstream_ms": r.upstream_time.map(|t| t.as_millis() as u64),
+        "dns_ms": r.dns_time.map(|t| t.as_secs_f64() * 1000.0),
         "bytes_from_origin": r.bytes_from_origin,
         "aborted": r.aborted,
         "referer": r.referer,

@@ -20,6 +20,7 @@ fn record() -> LogRecord {
         cache_status: Some(http::HeaderValue::from_static("cachalot; hit")),
         coalesced: false,
         upstream_time: None,
+        dns_time: None,
         bytes_from_origin: 0,
         referer: None,
         user_agent: Some("curl/8".into()),

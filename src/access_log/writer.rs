@@ -242,6 +242,7 @@ mod tests {
             cache_status: None,
             coalesced: false,
             upstream_time: None,
+            dns_time: None,
             bytes_from_origin: 0,
             referer: None,
             user_agent: None,

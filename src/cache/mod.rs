@@ -31,7 +31,6 @@ pub mod vary;
 #[cfg(test)]
 mod robustness_tests;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::header::HeaderName;
@@ -51,6 +50,7 @@ use crate::forward::{self, Prepared, Route};
 use crate::http::body::{self, Body, ClientBody, ClientBodyWatch};
 use crate::http::target::Authority;
 use crate::shared::Shared;
+use crate::upstream::Connect;
 
 /// The `Cache-Status` field (RFC 9211).
 pub static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
@@ -91,11 +91,11 @@ struct Ctx<'a> {
 }
 
 /// Where a request goes: its normalized URI (the cache key), its authority
-/// (the Host field) and the address the access rules admitted.
+/// (the Host field) and how its address is found (see `upstream::Connect`).
 pub struct Destination {
     pub uri: Uri,
     pub authority: Authority,
-    pub connect_to: SocketAddr,
+    pub connect: Connect,
 }
 
 /// Answers an `http://` request through the cache.
@@ -110,7 +110,7 @@ pub async fn handle(
     let Destination {
         uri,
         authority,
-        connect_to,
+        connect,
     } = destination;
     let (parts, incoming) = request.into_parts();
     let url = key::cache_key(&uri);
@@ -122,7 +122,7 @@ pub async fn handle(
     };
     let route = Route {
         authority,
-        connect_to,
+        connect,
         client: exchange.client.ip(),
     };
     let has_body = !http_body::Body::is_end_stream(&incoming);

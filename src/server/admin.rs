@@ -48,11 +48,12 @@ fn answer(proxy: &Proxy, request: &Request<Incoming>) -> Response<Body> {
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
         (&Method::GET, "/metrics") => {
             let dropped = proxy.log.as_ref().map_or(0, |l| l.dropped());
-            let text = proxy.metrics.render(
+            let mut text = proxy.metrics.render(
                 &proxy.cache.store.stats(),
                 proxy.cache.coalescer.coalesced(),
                 dropped,
             );
+            proxy.dns.metrics.render(&mut text);
             (StatusCode::OK, "text/plain; version=0.0.4", text)
         }
         (&Method::GET, "/health") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),

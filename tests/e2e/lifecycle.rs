@@ -145,7 +145,7 @@ async fn binary_serves_curl_and_exits_zero_on_sigterm() {
     let config = dir.path().join("cachalot.toml");
     std::fs::write(
         &config,
-        "[timeouts]\ndrain = \"2s\"\n[log]\nlevel = \"warn\"\n",
+        format!("[timeouts]\ndrain = \"2s\"\n[log]\nlevel = \"warn\"\n{LOOPBACK_ORIGINS}"),
     )
     .unwrap();
     let port = free_port();

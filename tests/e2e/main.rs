@@ -14,10 +14,13 @@
 mod cache;
 mod coalesce;
 mod conformance;
+mod dns;
+mod dns_server;
 mod forward;
 mod lifecycle;
 mod limits;
 mod logging;
+mod parent;
 mod park;
 mod policy;
 mod reload;

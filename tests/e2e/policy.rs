@@ -106,7 +106,7 @@ async fn dst_rule_catches_names_and_every_ip_spelling_of_an_internal_address() {
     let origin = Origin::start().await;
     let port = origin.addr.port();
     let proxy = start_proxy(
-        "[[acl]]\nname = \"no-loopback-dst\"\naction = \"deny\"\ndst = [\"127.0.0.0/8\"]\n\
+        "[[acl]]\nname = \"no-loopback-dst\"\naction = \"deny\"\ndst = [\"127.0.0.0/8\", \"::1\"]\n\
          [[acl]]\naction = \"allow\"\n",
     )
     .await;

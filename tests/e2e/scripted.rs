@@ -36,7 +36,15 @@ impl Scripted {
     where
         F: Fn(&request::Parts, usize) -> Response<TestBody> + Send + Sync + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Scripted::start_at("127.0.0.1:0", script).await
+    }
+
+    /// Like [`Scripted::start`], listening on `bind` (e.g. `127.0.0.2:0`).
+    pub async fn start_at<F>(bind: &str, script: F) -> Scripted
+    where
+        F: Fn(&request::Parts, usize) -> Response<TestBody> + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let count = Arc::new(AtomicUsize::new(0));
         let heads = Arc::new(Mutex::new(Vec::new()));

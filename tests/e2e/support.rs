@@ -494,9 +494,28 @@ pub async fn start_proxy(snippet: &str) -> RunningProxy {
     start_proxy_in(snippet, dir).await
 }
 
+/// The access rules of tests that name no rules of their own: the origins
+/// are on loopback, which the shipped rules refuse (`to_localhost`).
+pub const LOOPBACK_ORIGINS: &str =
+    "\n[[acl]]\nname = \"test-loopback\"\naction = \"allow\"\nsrc = [\"127.0.0.0/8\", \"::1/128\"]\n";
+
 /// Starts the proxy with relative paths (the cache) under `dir`, so that a
-/// test can stop it and start another on the same cache.
+/// test can stop it and start another on the same cache. A snippet without
+/// `[[acl]]` rules gets [`LOOPBACK_ORIGINS`].
 pub async fn start_proxy_in(snippet: &str, dir: std::sync::Arc<tempfile::TempDir>) -> RunningProxy {
+    if snippet.contains("[[acl]]") {
+        start_proxy_exact(snippet, dir).await
+    } else {
+        start_proxy_exact(&format!("{snippet}{LOOPBACK_ORIGINS}"), dir).await
+    }
+}
+
+/// Starts the proxy with exactly `snippet` over the shipped configuration
+/// (the shipped access rules included, when it lists none).
+pub async fn start_proxy_exact(
+    snippet: &str,
+    dir: std::sync::Arc<tempfile::TempDir>,
+) -> RunningProxy {
     let config = Config::from_toml_str(snippet, dir.path())
         .unwrap_or_else(|e| panic!("test config refused: {e}"));
     let listener = cachalot::server::bind("127.0.0.1:0".parse().unwrap()).unwrap();

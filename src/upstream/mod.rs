@@ -1,0 +1,355 @@
+//! The way to origins: TCP connect to resolved or pinned addresses with a
+//! deadline (Happy Eyeballs across several), a pooled keep-alive HTTP/1.1
+//! client over them, the refusal of this proxy's own sockets (loops), and
+//! the classification of every failure into a [`ProxyError`]. Owns all
+//! outbound sockets; names go through `dns`.
+
+mod connect;
+mod stream;
+mod via_parent;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{request, Request, Response};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
+
+use self::connect::connect_error;
+pub use self::connect::{connect_any, ConnectError, LocalSockets};
+use self::stream::{Connector, ParentConnector};
+pub use self::via_parent::TunnelStream;
+use crate::config::Config;
+use crate::dns::{DnsError, Resolver};
+use crate::error::ProxyError;
+use crate::http::body::Body;
+use crate::parent::Parents;
+
+/// The address an upstream connection actually reached (response extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamPeer(pub SocketAddr);
+
+/// How a request finds its origin's address, as the access rules left it.
+#[derive(Debug, Clone)]
+pub enum Connect {
+    /// The rules needed no address: the name is resolved when a connection
+    /// is opened (through the resolver cache), never for a cache hit.
+    ByName,
+    /// The addresses the rules admitted, in the order to try them: a later
+    /// DNS answer cannot send the request elsewhere (DNS rebinding).
+    Pinned(Arc<[SocketAddr]>),
+    /// The rules needed an address and the name did not resolve: a request
+    /// that must reach the origin fails with this (a cache hit is served).
+    Unresolved(DnsError),
+}
+
+/// What went wrong with one attempt, for the choice of the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Not a connect failure (or no failure): do not try elsewhere.
+    Final,
+    /// The connection could not be opened: nothing was sent.
+    Connect {
+        /// Refused or unreachable at once (not a timeout).
+        fast: bool,
+    },
+}
+
+/// Pooled HTTP/1.1 clients: one to origins, one per parent proxy.
+#[derive(Clone)]
+pub struct Upstream {
+    client: Client<Connector, Body>,
+    connector: Connector,
+    /// `via_parent[i]` sends through `parents.list[i]`.
+    via_parent: Vec<Client<ParentConnector, Body>>,
+    parents: Arc<Parents>,
+    dns: Arc<Resolver>,
+    response_timeout: Duration,
+    name: String,
+}
+
+impl Upstream {
+    /// Builds the clients from the `[timeouts]` section and the parents.
+    pub fn new(
+        config: &Config,
+        dns: Arc<Resolver>,
+        local: LocalSockets,
+        parents: Arc<Parents>,
+    ) -> Upstream {
+        let t = &config.timeouts;
+        let connector = Connector {
+            timeout: t.upstream_connect,
+            local,
+        };
+        let builder = || {
+            let mut b = Client::builder(TokioExecutor::new());
+            b.pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .pool_idle_timeout(t.upstream_idle)
+                .pool_max_idle_per_host(64);
+            b
+        };
+        let client = builder().build(connector.clone());
+        let via_parent = parents
+            .list
+            .iter()
+            .map(|p| {
+                builder().build(ParentConnector {
+                    host: p.host.clone(),
+                    port: p.port,
+                    timeout: t.upstream_connect,
+                    dns: dns.clone(),
+                    local,
+                })
+            })
+            .collect();
+        Upstream {
+            client,
+            connector,
+            via_parent,
+            parents,
+            dns,
+            response_timeout: t.upstream_response,
+            name: config.server.name.clone(),
+        }
+    }
+
+    /// The addresses to try for `host:port`, as `connect` says.
+    async fn addresses(
+        &self,
+        connect: &Connect,
+        host: &str,
+        port: u16,
+    ) -> Result<Arc<[SocketAddr]>, ProxyError> {
+        match connect {
+            Connect::Pinned(addrs) => Ok(addrs.clone()),
+            Connect::Unresolved(e) => Err(ProxyError::Dns(e.to_string())),
+            Connect::ByName => {
+                if let Ok(ip) = host.parse::<IpAddr>() {
+                    return Ok(vec![SocketAddr::new(ip, port)].into());
+                }
+                let resolved = self
+                    .dns
+                    .lookup(host)
+                    .await
+                    .map_err(|e| ProxyError::Dns(e.to_string()))?;
+                Ok(resolved
+                    .addrs
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, port))
+                    .collect())
+            }
+        }
+    }
+
+    /// Notes that a parent failed: skipped for `parents.down_for`.
+    fn parent_failed(&self, index: usize, error: &ProxyError) {
+        let Some(parent) = self.parents.list.get(index) else {
+            return;
+        };
+        let now = Instant::now();
+        if parent.mark_down((now + self.parents.down_for()).into_std(), now.into_std()) {
+            tracing::warn!(
+                parent = %parent.name,
+                "parent proxy failed ({error}); its share goes to the others for {:?}",
+                self.parents.down_for()
+            );
+        }
+    }
+
+    /// Opens a CONNECT tunnel's far side to `host:port`: through a parent
+    /// (chosen by the same hashing, `CONNECT` sent to it), or a direct TCP
+    /// connection as `connect` says (Happy Eyeballs across the addresses).
+    /// Returns the stream and the address of the peer reached.
+    pub async fn connect(
+        &self,
+        connect: &Connect,
+        host: &str,
+        port: u16,
+    ) -> Result<(TunnelStream, SocketAddr), ProxyError> {
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let plan = self
+            .parents
+            .plan(&authority, host, Instant::now().into_std());
+        let mut last = None;
+        for &i in &plan.parents {
+            let Some(parent) = self.parents.list.get(i) else {
+                continue;
+            };
+            let opened = via_parent::open(
+                parent,
+                &authority,
+                &self.dns,
+                &self.connector.local,
+                (self.connector.timeout, self.response_timeout),
+            )
+            .await;
+            match opened {
+                Ok(found) => return Ok(found),
+                Err((error, Failure::Connect { .. })) => {
+                    let error = connect_error(&error, &self.name);
+                    self.parent_failed(i, &error);
+                    last = Some(error);
+                }
+                Err((error, Failure::Final)) => return Err(connect_error(&error, &self.name)),
+            }
+        }
+        if !plan.direct {
+            return Err(no_parent(last));
+        }
+        let addrs = self.addresses(connect, host, port).await?;
+        let (stream, peer) = connect_any(&addrs, &self.connector.local, self.connector.timeout)
+            .await
+            .map_err(|e| connect_error(&e, &self.name))?;
+        Ok((Box::new(stream), peer))
+    }
+
+    /// Sends a request head (absolute URI) and body to `host:port` and
+    /// waits for the response head: through the URL's parents when there
+    /// are any, else (or when they fail and going direct is allowed) to
+    /// the origin as `connect` says. A request without a body whose
+    /// connection fails is sent to the next parent or address.
+    pub async fn send(
+        &self,
+        connect: &Connect,
+        (host, port): (&str, u16),
+        parts: request::Parts,
+        body: Body,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let replayable = http_body::Body::is_end_stream(&body);
+        let mut body = Some(body);
+        // A replayable request has no body: every attempt gets an empty one.
+        let mut take = |last: bool| match (last || !replayable, body.take()) {
+            (true, Some(b)) => b,
+            (false, b) => {
+                body = b;
+                crate::http::body::empty()
+            }
+            (true, None) => crate::http::body::empty(),
+        };
+        let head = |uri: http::Uri| {
+            let mut head = Request::new(());
+            *head.method_mut() = parts.method.clone();
+            *head.version_mut() = parts.version;
+            *head.headers_mut() = parts.headers.clone();
+            *head.uri_mut() = uri;
+            head
+        };
+        let plan = if self.parents.list.is_empty() {
+            crate::parent::Plan {
+                parents: Vec::new(),
+                direct: true,
+            }
+        } else {
+            let key = parts.uri.to_string();
+            self.parents.plan(&key, host, Instant::now().into_std())
+        };
+        let mut last_error = None;
+        for (k, &i) in plan.parents.iter().enumerate() {
+            let (Some(parent), Some(client)) = (self.parents.list.get(i), self.via_parent.get(i))
+            else {
+                continue;
+            };
+            let last = !replayable || (k + 1 == plan.parents.len() && !plan.direct);
+            let mut request = head(parts.uri.clone()).map(|()| take(last));
+            if let Some(auth) = &parent.authorization {
+                request
+                    .headers_mut()
+                    .insert(http::header::PROXY_AUTHORIZATION, auth.clone());
+            }
+            let (result, failure) = self.send_once(client, request, &parent.name).await;
+            match (result, failure) {
+                (Err(e), Failure::Connect { .. }) => {
+                    self.parent_failed(i, &e);
+                    if last {
+                        return Err(if plan.direct { e } else { no_parent(Some(e)) });
+                    }
+                    last_error = Some(e);
+                }
+                (result, _) => return result,
+            }
+        }
+        if !plan.direct {
+            return Err(no_parent(last_error));
+        }
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        let addrs = self.addresses(connect, host, port).await?;
+        for (i, addr) in addrs.iter().enumerate() {
+            let last = i + 1 == addrs.len() || !replayable;
+            let uri = format!("http://{addr}{path}")
+                .parse()
+                .map_err(|_| ProxyError::BadTarget(format!("{addr}{path}")))?;
+            let request = head(uri).map(|()| take(last));
+            let label = addr.to_string();
+            let (result, failure) = self.send_once(&self.client, request, &label).await;
+            if last || failure != (Failure::Connect { fast: true }) {
+                return result;
+            }
+            tracing::debug!(%addr, "origin address failed; trying the next one");
+        }
+        Err(ProxyError::Internal("no address to send to".into()))
+    }
+
+    /// One attempt through `client`; also says whether the connection
+    /// could not be opened, so that another address or parent may be tried.
+    async fn send_once<C>(
+        &self,
+        client: &Client<C, Body>,
+        request: Request<Body>,
+        label: &str,
+    ) -> (Result<Response<Incoming>, ProxyError>, Failure)
+    where
+        C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+    {
+        let label = label.to_owned();
+        match tokio::time::timeout(self.response_timeout, client.request(request)).await {
+            Err(_) => (Err(ProxyError::ResponseTimeout(label)), Failure::Final),
+            Ok(Ok(response)) => (Ok(response), Failure::Final),
+            Ok(Err(e)) => {
+                let connect = find_connect_error(&e);
+                let failure = match connect {
+                    Some(c) => Failure::Connect { fast: c.try_next() },
+                    None if e.is_connect() => Failure::Connect { fast: true },
+                    None => Failure::Final,
+                };
+                let error = match connect {
+                    Some(c) => connect_error(c, &self.name),
+                    None if e.is_connect() => ProxyError::ConnectFailed(label, e.to_string()),
+                    None => ProxyError::UpstreamReset(label),
+                };
+                (Err(error), failure)
+            }
+        }
+    }
+}
+
+/// The error when no parent could be reached and going direct is refused.
+fn no_parent(last: Option<ProxyError>) -> ProxyError {
+    let why = last.map_or_else(|| "none is configured".to_owned(), |e| e.to_string());
+    ProxyError::ConnectFailed(
+        "a parent proxy".into(),
+        format!("no parent proxy could be reached ({why}) and parents.never_direct forbids going direct"),
+    )
+}
+
+/// The connect failure behind a client error, found by type, never by text.
+fn find_connect_error(error: &hyper_util::client::legacy::Error) -> Option<&ConnectError> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(connect) = e.downcast_ref::<ConnectError>() {
+            return Some(connect);
+        }
+        source = e.source();
+    }
+    None
+}
