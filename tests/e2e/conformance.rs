@@ -738,3 +738,32 @@ async fn set_cookie_is_never_replayed_and_the_reason_is_in_cache_status_and_the_
     assert!(log.contains("detail=set-cookie-withheld"), "{log}");
     assert!(log.contains("detail=set-cookie-not-shared"), "{log}");
 }
+
+#[tokio::test]
+async fn a_name_that_no_longer_resolves_is_an_unreachable_origin() {
+    // RFC 9111 §4.2.4: a cache that cannot resolve the origin's name is as
+    // disconnected as one that cannot connect; the stale entry is served,
+    // unless the stored response forbids it.
+    let dns = crate::dns_server::DnsServer::start().await;
+    // TTL 0 and no serve-stale: every lookup asks, and fails once silenced.
+    dns.set("lost.test", &["127.0.0.1"], 0);
+    let origin = stale_origin().await;
+    let proxy = start_proxy(&dns.config("timeout = \"1s\"\nstale_ttl = \"0s\"")).await;
+    let port = origin.addr.port();
+    let plain = format!("http://lost.test:{port}/plain");
+    let strict = format!("http://lost.test:{port}/must-revalidate");
+    for url in [&plain, &strict] {
+        get_with(&proxy, url, &[]).await;
+        stored(&proxy, url, &[]).await;
+    }
+    dns.silence(true);
+    let (status, h, body) = get_with(&proxy, &plain, &[]).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "stale 1"));
+    let cs = cache_status(&h);
+    assert!(cs.ends_with("; detail=origin-unreachable"), "{cs}");
+    assert!(ttl_of(&cs) < 0, "{cs}");
+    let (status, _, _) = get_with(&proxy, &strict, &[]).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "must-revalidate");
+    assert_eq!(origin.requests(), 2);
+    assert!(dns.queries("lost.test") >= 4);
+}
