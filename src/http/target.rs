@@ -182,6 +182,11 @@ fn explicit_port(authority: &http::uri::Authority) -> Result<Option<u16>, ProxyE
     if digits.is_empty() {
         return Ok(None);
     }
+    // port = *DIGIT (RFC 3986 §3.2.3, RFC 9110 §4.2.3): no sign, no space
+    // (`str::parse` would take "+443").
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ProxyError::BadTarget(format!("invalid port {digits:?}")));
+    }
     digits
         .parse::<u16>()
         .ok()

@@ -92,3 +92,17 @@ fn bad_ports_are_refused() {
     assert!(http("http://example.com:0/").is_err());
     assert!(http("http://example.com:99999/").is_err());
 }
+
+#[test]
+fn a_port_is_digits_only() {
+    // RFC 9110 §4.2.3 / RFC 3986 §3.2.3: port = *DIGIT.
+    for bad in ["127.0.0.1:+443", "example.com:+80", "example.com:44 3"] {
+        if let Ok(uri) = bad.parse::<http::Uri>() {
+            assert!(classify(&Method::CONNECT, &uri).is_err(), "{bad}");
+        }
+        if let Ok(uri) = format!("http://{bad}/").parse::<http::Uri>() {
+            assert!(classify(&Method::GET, &uri).is_err(), "http://{bad}/");
+        }
+    }
+    assert!(classify(&Method::CONNECT, &"example.com:0443".parse().unwrap()).is_ok());
+}

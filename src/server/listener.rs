@@ -183,6 +183,9 @@ async fn serve_until_idle(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
+        // A client that sends its request and shuts its side (curl, many
+        // scripts) still gets the answer (RFC 9112 §9.6 allows half-close).
+        .half_close(true)
         .max_header_size(header_limit)
         .max_buf_size(header_limit.max(400 * 1024) + 8192);
     let conn = builder.serve_connection(io, service).with_upgrades();

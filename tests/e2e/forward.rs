@@ -473,3 +473,27 @@ async fn max_forwards_five_reaches_origin_as_four() {
     assert_eq!(origin.requests(), 1);
     assert_eq!(origin.last().header("max-forwards").as_deref(), Some("4"));
 }
+
+#[tokio::test]
+async fn a_request_followed_by_a_half_close_is_answered() {
+    let origin = Origin::start().await;
+    let proxy = start_proxy("").await;
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        origin.url("/slow/20"),
+        origin.addr
+    );
+    for _ in 0..100 {
+        let mut stream = connect(proxy.addr).await;
+        stream.write_all(request.as_bytes()).await.unwrap();
+        stream.shutdown().await.unwrap();
+        let (bytes, _) = read_to_end(&mut stream).await;
+        let response = parse_response(&bytes);
+        assert_eq!(response.status, 200, "{}", response.status_line);
+        assert!(
+            response.text().ends_with("slow done"),
+            "{}",
+            response.text()
+        );
+    }
+}

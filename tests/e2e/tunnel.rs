@@ -109,3 +109,41 @@ async fn idle_tunnel_is_closed_after_tunnel_idle() {
     assert!(waited >= Duration::from_millis(900), "{waited:?}");
     assert!(waited < Duration::from_secs(4), "{waited:?}");
 }
+
+#[tokio::test]
+async fn connect_ports_are_digits_and_this_host_is_refused_by_the_shipped_rules() {
+    let (echo, accepted, _task) = echo_server().await;
+    // The shipped access rules (to_localhost), not the tests' loopback ones.
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let proxy = start_proxy_exact(&connect_ports(echo.port()), dir).await;
+    for target in [
+        format!("127.0.0.1:+{}", echo.port()),
+        format!("0.0.0.0:{}", echo.port()),
+        format!("[::]:{}", echo.port()),
+        format!("127.0.0.1:{}", echo.port()),
+    ] {
+        let r = raw_exchange(
+            proxy.addr,
+            format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await;
+        assert!(
+            r.status == 400 || r.status == 403,
+            "{target}: {}",
+            r.status_line
+        );
+    }
+    let r = raw_exchange(
+        proxy.addr,
+        format!(
+            "GET http://0.0.0.0:{}/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            echo.port()
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.status_line);
+    assert!(r.text().contains("to_localhost"), "{}", r.text());
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
