@@ -340,10 +340,21 @@ async fn an_origin_5xx_is_passed_on_without_stale_if_error() {
     );
 }
 
+/// How a [`failing_origin`] treats every request after the first.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    /// Resets the connection (RST).
+    Reset,
+    /// Closes the connection (FIN) without a response.
+    Close,
+    /// Keeps the connection open and never answers.
+    Silent,
+}
+
 /// An origin on raw TCP: the first connection gets a stale-at-once
-/// response, every later one is reset (`reset`) or closed (FIN) as soon as
-/// its request head has arrived.
-async fn failing_origin(reset: bool) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+/// response, every later one fails as `failure` says as soon as its request
+/// head has arrived.
+async fn failing_origin(failure: Failure) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -369,8 +380,17 @@ async fn failing_origin(reset: bool) -> (std::net::SocketAddr, tokio::task::Join
                     );
                     let _ = stream.write_all(response.as_bytes()).await;
                     let _ = stream.shutdown().await;
-                } else if reset {
-                    let _ = stream.set_zero_linger();
+                } else {
+                    match failure {
+                        Failure::Reset => {
+                            let _ = stream.set_zero_linger();
+                        }
+                        Failure::Close => {}
+                        Failure::Silent => {
+                            // Holds the connection until the proxy gives up.
+                            let _ = within("the proxy to give up", stream.read(&mut buf)).await;
+                        }
+                    }
                 }
             });
         }
@@ -379,11 +399,11 @@ async fn failing_origin(reset: bool) -> (std::net::SocketAddr, tokio::task::Join
 }
 
 #[tokio::test]
-async fn an_origin_that_resets_or_closes_without_answering_counts_as_unreachable() {
+async fn an_origin_that_resets_closes_or_never_answers_counts_as_unreachable() {
     // RFC 9111 §4.2.4: no response at all is a disconnected cache.
-    for reset in [true, false] {
-        let (addr, task) = failing_origin(reset).await;
-        let proxy = start_proxy("").await;
+    for failure in [Failure::Reset, Failure::Close, Failure::Silent] {
+        let (addr, task) = failing_origin(failure).await;
+        let proxy = start_proxy("[timeouts]\nupstream_response = \"500ms\"\n").await;
         let url = format!("http://{addr}/r");
         get_with(&proxy, &url, &[]).await;
         stored(&proxy, &url, &[]).await;
@@ -391,11 +411,11 @@ async fn an_origin_that_resets_or_closes_without_answering_counts_as_unreachable
         assert_eq!(
             (status, body.as_str()),
             (StatusCode::OK, "kept"),
-            "reset {reset}"
+            "{failure:?}"
         );
         assert!(
             cache_status(&h).ends_with("detail=origin-unreachable"),
-            "reset {reset}: {}",
+            "{failure:?}: {}",
             cache_status(&h)
         );
         task.abort();
