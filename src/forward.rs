@@ -6,7 +6,6 @@ use http::header::{HOST, MAX_FORWARDS};
 use std::net::IpAddr;
 
 use http::{request, response, HeaderValue, Response, Uri, Version};
-use hyper::body::Incoming;
 
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
@@ -15,7 +14,7 @@ use crate::http::max_forwards::{self, MaxForwards};
 use crate::http::target::{host_port, Authority, Host};
 use crate::http::{hop_by_hop, via};
 use crate::shared::Shared;
-use crate::upstream::{Connect, UpstreamPeer};
+use crate::upstream::{Connect, OriginBody, UpstreamPeer};
 
 /// A request head made ready for the origin, or the proxy's own answer.
 pub enum Prepared {
@@ -78,7 +77,7 @@ pub async fn send(
     mut parts: request::Parts,
     body: Body,
     exchange: &mut Exchange,
-) -> Result<Response<Incoming>, ProxyError> {
+) -> Result<Response<OriginBody>, ProxyError> {
     // RFC 9112 §3.2.2: the absolute URI wins; Host is rewritten to match it.
     let host = HeaderValue::from_str(&host_port(&route.authority, 80))
         .map_err(|_| ProxyError::BadTarget("host not representable".into()))?;

@@ -25,6 +25,7 @@ use crate::exchange::Exchange;
 use crate::forward::{self, Route};
 use crate::http::body::{self, empty, Body};
 use crate::shared::Shared;
+use crate::upstream::OriginBody;
 
 /// Forwards without the cache (no usable key).
 pub(super) async fn pass_through(
@@ -86,7 +87,7 @@ pub(super) enum Revalidated {
     /// 304: the stored entry, refreshed and stored again.
     NotModified(Arc<Entry>),
     /// A new response (status, head and streaming body).
-    Modified(Response<Incoming>, SystemTime),
+    Modified(Response<OriginBody>, SystemTime),
 }
 
 impl Ctx<'_> {
@@ -298,7 +299,7 @@ impl Ctx<'_> {
     pub(super) fn answer_from_origin(
         &self,
         parts: request::Parts,
-        response: Response<Incoming>,
+        response: Response<OriginBody>,
         request_time: SystemTime,
         outcome: Outcome,
         leader: Option<LeaderGuard>,

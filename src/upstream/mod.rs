@@ -5,6 +5,7 @@
 //! outbound sockets; names go through `dns`.
 
 mod connect;
+mod idle;
 mod stream;
 mod via_parent;
 
@@ -20,6 +21,7 @@ use tokio::time::Instant;
 
 use self::connect::connect_error;
 pub use self::connect::{connect_any, ConnectError, LocalSockets};
+pub use self::idle::{IdleTimeout, OriginBody, Stalled};
 use self::stream::{Connector, ParentConnector};
 pub use self::via_parent::TunnelStream;
 use crate::config::Config;
@@ -68,6 +70,7 @@ pub struct Upstream {
     parents: Arc<Parents>,
     dns: Arc<Resolver>,
     response_timeout: Duration,
+    body_timeout: Duration,
     name: String,
 }
 
@@ -113,6 +116,7 @@ impl Upstream {
             parents,
             dns,
             response_timeout: t.upstream_response,
+            body_timeout: t.upstream_body,
             name: config.server.name.clone(),
         }
     }
@@ -217,6 +221,19 @@ impl Upstream {
     /// the origin as `connect` says. A request without a body whose
     /// connection fails is sent to the next parent or address.
     pub async fn send(
+        &self,
+        connect: &Connect,
+        (host, port): (&str, u16),
+        parts: request::Parts,
+        body: Body,
+    ) -> Result<Response<OriginBody>, ProxyError> {
+        let idle = self.body_timeout;
+        self.send_via(connect, (host, port), parts, body)
+            .await
+            .map(|response| response.map(|b| IdleTimeout::new(b, idle)))
+    }
+
+    async fn send_via(
         &self,
         connect: &Connect,
         (host, port): (&str, u16),

@@ -17,6 +17,7 @@ mod conformance;
 mod dns;
 mod dns_server;
 mod forward;
+mod hardening;
 mod lifecycle;
 mod limits;
 mod logging;
