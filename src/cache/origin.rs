@@ -10,7 +10,6 @@ use http::header::{
     RANGE,
 };
 use http::{request, HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tokio::sync::watch;
 
 use super::coalesce::{self, LeaderGuard, Published, Role, SharedResponse};
