@@ -135,7 +135,13 @@ pub fn main() -> ExitCode {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Diagnostics go to stderr (stdout may be the access log), coloured only
+    // for a terminal: journald and fail2ban read plain text.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -158,12 +164,6 @@ async fn serve(config: Config, file: Option<PathBuf>, overrides: Overrides) -> E
         }
     };
     let addr = listener.local_addr().unwrap_or(config.server.listen);
-    tracing::info!(
-        "cachalot {} listening on {addr} ({})",
-        env!("CARGO_PKG_VERSION"),
-        file.as_ref()
-            .map_or("built-in defaults".to_owned(), |p| p.display().to_string())
-    );
     let admin = match config.admin.listen_addr() {
         Some(admin_addr) => match server::bind(admin_addr) {
             Ok(l) => Some(l),
@@ -181,6 +181,13 @@ async fn serve(config: Config, file: Option<PathBuf>, overrides: Overrides) -> E
             return ExitCode::FAILURE;
         }
     };
+    // Only now: a locked cache folder or a busy admin port fails before it.
+    tracing::info!(
+        "cachalot {} listening on {addr} ({})",
+        env!("CARGO_PKG_VERSION"),
+        file.as_ref()
+            .map_or("built-in defaults".to_owned(), |p| p.display().to_string())
+    );
     server::signals::reload_on_sighup(proxy.clone(), move || {
         load(file.as_deref(), &overrides).map(|(config, _)| config)
     });

@@ -207,13 +207,24 @@ impl Config {
             src.parse::<toml::Table>()
                 .map_err(|e| ConfigErrors::one("", format!("invalid TOML: {e}")))
         };
-        let mut merged = parse(DEFAULT_TOML)?;
+        let defaults = parse(DEFAULT_TOML)?;
+        let mut merged = defaults.clone();
         merge(&mut merged, parse(text)?);
-        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(merged))
-            .map_err(|e| ConfigErrors::one(&e.path().to_string(), e.inner().to_string()))?;
+        let (config, mut errors) = deserialize_all(merged, &defaults);
+        let Some(mut config) = config else {
+            return Err(ConfigErrors(errors));
+        };
         config.base_dir = base_dir.to_path_buf();
-        config.validate()?;
-        Ok(config)
+        if let Err(invalid) = config.validate() {
+            // A key already reported (and removed) is not reported twice.
+            let known: Vec<String> = errors.iter().map(|e| e.key.clone()).collect();
+            errors.extend(invalid.0.into_iter().filter(|e| !known.contains(&e.key)));
+        }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(errors))
+        }
     }
 
     /// Reads and parses a config file; relative paths resolve against its folder.
@@ -351,6 +362,102 @@ impl Config {
     }
 }
 
+/// Deserializes the merged table, collecting every unknown key and bad
+/// value rather than the first: each one found is noted with its key, then
+/// replaced by its default (or removed when it has none) and the rest tried
+/// again. Returns the config when what is left deserializes.
+fn deserialize_all(
+    merged: toml::Table,
+    defaults: &toml::Table,
+) -> (Option<Config>, Vec<ConfigError>) {
+    use serde_path_to_error::Segment;
+    let defaults = toml::Value::Table(defaults.clone());
+    let mut value = toml::Value::Table(merged);
+    let mut errors: Vec<ConfigError> = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
+    // Bounded: each round takes one key away or puts a default in its place.
+    for _ in 0..64 {
+        let error = match serde_path_to_error::deserialize::<_, Config>(value.clone()) {
+            Ok(config) => return (Some(config), errors),
+            Err(e) => e,
+        };
+        let key = error.path().to_string();
+        let text = error.inner().to_string();
+        // toml appends "in `table`" on a line of its own; the key says it.
+        let message = text.lines().next().unwrap_or_default().to_owned();
+        // A field missing because we removed a bad one is not another error.
+        if message.starts_with("missing field") && removed.iter().any(|r| parent(r) == key) {
+            break;
+        }
+        errors.push(ConfigError {
+            key: key.clone(),
+            message,
+        });
+        let path: Vec<Segment> = error.path().iter().cloned().collect();
+        match repair(&mut value, &defaults, &path) {
+            Some(true) => removed.push(key),
+            Some(false) => {}
+            None => break,
+        }
+    }
+    (None, errors)
+}
+
+/// `acl[2].action` → `acl[2]`; `server` → ``.
+fn parent(key: &str) -> &str {
+    match key.rfind(['.', '[']) {
+        Some(i) => &key[..i],
+        None => "",
+    }
+}
+
+/// Puts the default at `path` in `value`, or removes what is there when the
+/// defaults have nothing at that path. `Some(true)`: removed; `Some(false)`:
+/// replaced; `None`: the path cannot be repaired.
+fn repair(
+    value: &mut toml::Value,
+    defaults: &toml::Value,
+    path: &[serde_path_to_error::Segment],
+) -> Option<bool> {
+    use serde_path_to_error::Segment;
+    let (last, init) = path.split_last()?;
+    let mut node = value;
+    let mut default = Some(defaults);
+    for segment in init {
+        match segment {
+            Segment::Map { key } => {
+                default = default.and_then(|d| d.get(key.as_str()));
+                node = node.get_mut(key.as_str())?;
+            }
+            Segment::Seq { index } => {
+                default = default.and_then(|d| d.get(*index));
+                node = node.get_mut(*index)?;
+            }
+            _ => return None,
+        }
+    }
+    match last {
+        Segment::Map { key } => {
+            let table = node.as_table_mut()?;
+            match default.and_then(|d| d.get(key.as_str())) {
+                Some(d) => {
+                    table.insert(key.clone(), d.clone());
+                    Some(false)
+                }
+                None => table.remove(key.as_str()).map(|_| true),
+            }
+        }
+        Segment::Seq { index } => {
+            let array = node.as_array_mut()?;
+            (*index < array.len()).then(|| {
+                array.remove(*index);
+                true
+            })
+        }
+        _ => None,
+    }
+}
+
 /// Deep merge: tables merge key by key; any other value (arrays of tables
 /// such as `[[acl]]` included) replaces the default wholesale.
 fn merge(base: &mut toml::Table, over: toml::Table) {
@@ -440,6 +547,42 @@ mod tests {
                 "timeouts.client_idle"
             ]
         );
+    }
+
+    #[test]
+    fn every_unknown_key_and_bad_value_is_reported_with_the_validation_errors() {
+        let e = parse(concat!(
+            "[server]\nlisten_port = 1\nlisten = \"nowhere\"\nname = \"bad name\"\n",
+            "[log]\nformat = \"xml\"\n[nonsense]\na = 1\n",
+            "[[acl]]\naction = \"maybe\"\nsrc = [\"10.0.0.0/8\"]\n",
+        ))
+        .unwrap_err();
+        let mut keys: Vec<_> = e.0.iter().map(|e| e.key.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "acl[0].action",
+                "log.format",
+                "nonsense",
+                "server.listen",
+                "server.listen_port",
+                "server.name"
+            ],
+            "{e}"
+        );
+        assert!(!e.to_string().contains("\nin `"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_without_a_default_is_one_error_not_two() {
+        let e = parse(concat!(
+            "[[acl]]\naction = \"allow\"\nsrc = [\"10.0.0.0/8\"]\n",
+            "[[acl]]\naction = \"maybe\"\n",
+        ))
+        .unwrap_err();
+        assert_eq!(e.0.len(), 1, "{:?}", e.0);
+        assert_eq!(e.0[0].key, "acl[1].action");
     }
 
     #[test]

@@ -151,6 +151,21 @@ impl ProxyError {
         }
     }
 
+    /// The `detail` of the `Cache-Status` on the page for this failure
+    /// (RFC 9211 §2.8): a token naming what stopped the request.
+    pub fn detail(&self) -> &'static str {
+        match self {
+            ProxyError::OriginForm => "origin-form",
+            ProxyError::BadTarget(_) | ProxyError::BadRequest(_) => "bad-request",
+            ProxyError::UnsupportedScheme(_) => "scheme",
+            ProxyError::ConnectPortDenied(_) => "port-denied",
+            ProxyError::Denied(_) => "denied",
+            ProxyError::Loop(_) => "loop",
+            ProxyError::Internal(_) => "internal",
+            other => other.kind(),
+        }
+    }
+
     /// Short title for the error page.
     pub fn title(&self) -> &'static str {
         match self {

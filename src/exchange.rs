@@ -2,7 +2,7 @@
 //! along, read once at the end by the log. Pure.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 
@@ -13,8 +13,6 @@ pub struct Exchange {
     pub client: SocketAddr,
     /// When the request head was received.
     pub started: Instant,
-    /// The same moment on the wall clock, for the log.
-    pub wall: SystemTime,
     /// The client's protocol version, e.g. `HTTP/1.1`.
     pub version: &'static str,
     /// Referer and User-Agent as the client sent them (combined log format).
@@ -32,6 +30,8 @@ pub struct Exchange {
     pub result: &'static str,
     /// The address of the origin actually contacted, if any.
     pub peer: Option<SocketAddr>,
+    /// `peer` is a parent proxy (logged as Squid's `CARP` hierarchy code).
+    pub via_parent: bool,
     /// Status sent to the client.
     pub status: Option<StatusCode>,
     /// Why the request failed, if it did.
@@ -48,7 +48,6 @@ impl Exchange {
         Exchange {
             client,
             started: now,
-            wall: SystemTime::now(),
             version: "HTTP/1.1",
             referer: None,
             user_agent: None,
@@ -58,6 +57,7 @@ impl Exchange {
             target,
             result: "NONE_NONE",
             peer: None,
+            via_parent: false,
             status: None,
             error: None,
             user: None,

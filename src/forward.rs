@@ -108,7 +108,10 @@ pub async fn send(
         .send(&route.connect, (&host, route.authority.port), parts, body)
         .await?;
     exchange.upstream_time = Some(sent.elapsed());
-    exchange.peer = response.extensions().get::<UpstreamPeer>().map(|p| p.0);
+    if let Some(peer) = response.extensions().get::<UpstreamPeer>() {
+        exchange.peer = Some(peer.addr);
+        exchange.via_parent = peer.parent;
+    }
     Ok(response)
 }
 

@@ -47,6 +47,8 @@ pub struct Metrics {
     bytes_out: AtomicU64,
     hit_bytes: AtomicU64,
     bytes_from_origin: AtomicU64,
+    tunnel_up: AtomicU64,
+    tunnel_down: AtomicU64,
     upstream_errors: Mutex<BTreeMap<&'static str, u64>>,
     pub client_connections: AtomicI64,
     pub tunnels: AtomicI64,
@@ -71,6 +73,26 @@ impl Metrics {
             let a = usize::from(aborted);
             slot.requests[a].fetch_add(1, Ordering::Relaxed);
             slot.bytes[a].fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts bytes crossing a tunnel as they flow (`up`: client to origin),
+    /// so that a long tunnel shows before it closes. Bytes to the client are
+    /// bytes out, under `TCP_TUNNEL`; [`Metrics::request`] at the close adds
+    /// only the `200` head.
+    pub fn tunnel_bytes(&self, up: bool, n: u64) {
+        if up {
+            self.tunnel_up.fetch_add(n, Ordering::Relaxed);
+            return;
+        }
+        self.tunnel_down.fetch_add(n, Ordering::Relaxed);
+        self.bytes_out.fetch_add(n, Ordering::Relaxed);
+        if let Some(slot) = CODES
+            .iter()
+            .position(|c| *c == "TCP_TUNNEL")
+            .and_then(|i| self.by_code.get(i))
+        {
+            slot.bytes[0].fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -135,6 +157,15 @@ impl Metrics {
             "counter",
             "Body bytes received from origins.",
             &one(load(&self.bytes_from_origin)),
+        );
+        metric(
+            "tunnel_bytes_total",
+            "counter",
+            "Bytes carried by CONNECT tunnels, counted as they flow.",
+            &[
+                ("{direction=\"up\"}".to_owned(), load(&self.tunnel_up)),
+                ("{direction=\"down\"}".to_owned(), load(&self.tunnel_down)),
+            ],
         );
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
         metric(

@@ -7,14 +7,16 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::header::{CONTENT_TYPE, REFERER, USER_AGENT};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
+use crate::access_log::delivery::{Delivered, Report, Wire};
 use crate::access_log::finish::Finish;
-use crate::access_log::LogRecord;
+use crate::access_log::{LogRecord, TunnelBytes};
 use crate::acl::{Decision, Dst, Subject};
 use crate::auth::Verdict;
 use crate::error::{ProxyError, Side};
@@ -26,19 +28,30 @@ use crate::shared::{Proxy, Shared};
 use crate::upstream::Connect;
 use crate::{cache, tunnel};
 
-/// Answers one request from a client. Never fails: every error becomes a page.
-pub async fn handle(
+/// Answers one request from a client. Never fails: every error becomes a
+/// page. The request is logged and counted once `wire` (the connection's
+/// write side) has delivered the response or lost the client; `held` is
+/// dropped at that moment.
+pub async fn handle<H: Send + Unpin + 'static>(
     proxy: Arc<Proxy>,
     client: SocketAddr,
     request: Request<Incoming>,
+    wire: Arc<Wire>,
+    held: H,
 ) -> Response<Body> {
     let shared = proxy.current();
-    let mut exchange = Exchange::new(
-        client,
-        request.method(),
-        request.uri().to_string(),
-        Instant::now().into_std(),
-    );
+    // Logged as aborted if the client leaves before there is an answer.
+    let mut pending = Unanswered {
+        exchange: Exchange::new(
+            client,
+            request.method(),
+            request.uri().to_string(),
+            Instant::now().into_std(),
+        ),
+        proxy: proxy.clone(),
+        answered: false,
+    };
+    let record = &mut pending.exchange;
     let text = |name| {
         request
             .headers()
@@ -46,46 +59,123 @@ pub async fn handle(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    exchange.referer = text(REFERER);
-    exchange.user_agent = text(USER_AGENT);
+    record.referer = text(REFERER);
+    record.user_agent = text(USER_AGENT);
     if request.version() == Version::HTTP_10 {
-        exchange.version = "HTTP/1.0";
+        record.version = "HTTP/1.0";
     }
+    let connect = request.method() == Method::CONNECT;
     let result = if request.method().as_str() == "PURGE" {
-        purge(&proxy, &shared, client, &request, &mut exchange).await
+        purge(&proxy, &shared, client, &request, record).await
     } else {
-        run(&proxy, &shared, client, request, &mut exchange).await
+        run(&proxy, &shared, client, request, record).await
     };
     let mut response = match result {
         Ok(response) => response,
         Err(error) => {
-            exchange.result = error.squid_code();
-            exchange.error = Some(error.to_string());
+            record.result = error.squid_code();
+            record.error = Some(error.to_string());
             if error.side() == Side::Upstream {
                 proxy.metrics.upstream_error(error.kind());
             }
-            error_page::render(&error, &shared.config.server.name)
+            let mut page = error_page::render(&error, &shared.config.server.name);
+            mark_proxy_made(&mut page, &shared.config.server.name, Some(&error), connect);
+            page
         }
     };
+    if !(connect && response.status().is_success()) {
+        // The proxy's own answers (407, PURGE...) say so too (RFC 9211).
+        mark_proxy_made(&mut response, &shared.config.server.name, None, connect);
+    }
     shared.privacy.response(response.headers_mut());
-    exchange.status = Some(response.status());
-    record_when_done(&proxy, response, exchange)
+    record.status = Some(response.status());
+    record_when_done(&proxy, response, pending.answer(), wire, held)
 }
 
-/// Wraps the body so that the request is logged and counted when the last
-/// byte has gone out (or the transfer was aborted).
-fn record_when_done(
+/// A request with no answer yet: dropped so (the client left while it was
+/// being worked on), it is logged as an aborted transfer of nothing.
+struct Unanswered {
+    exchange: Exchange,
+    proxy: Arc<Proxy>,
+    answered: bool,
+}
+
+impl Unanswered {
+    /// There is an answer: the record goes with it.
+    fn answer(mut self) -> Exchange {
+        self.answered = true;
+        self.take()
+    }
+
+    /// The record, an empty one (no allocation) left in its place.
+    fn take(&mut self) -> Exchange {
+        let empty = Exchange::new(
+            self.exchange.client,
+            &Method::GET,
+            String::new(),
+            self.exchange.started,
+        );
+        std::mem::replace(&mut self.exchange, empty)
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if !self.answered {
+            let gone = Delivered {
+                bytes: 0,
+                complete: false,
+            };
+            let exchange = self.take();
+            log_record(&self.proxy, exchange, None, None, gone, 0, None);
+        }
+    }
+}
+
+/// Adds a `Cache-Status` to an answer the proxy made itself, unless it has
+/// one: `fwd` when the request went towards the origin and failed there,
+/// `detail` naming why the proxy answered.
+fn mark_proxy_made(
+    response: &mut Response<Body>,
+    name: &str,
+    error: Option<&ProxyError>,
+    connect: bool,
+) {
+    if response.headers().contains_key("cache-status") {
+        return;
+    }
+    let value = match error {
+        Some(error) if error.side() == Side::Upstream => {
+            let fwd = match error {
+                _ if connect => "bypass",
+                ProxyError::RevalidationFailed(_) => "stale",
+                _ => "miss",
+            };
+            format!("{name}; fwd={fwd}; detail={}", error.detail())
+        }
+        Some(error) => format!("{name}; detail={}", error.detail()),
+        None if response.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED => {
+            format!("{name}; detail=auth-required")
+        }
+        None => format!("{name}; detail=proxy-answer"),
+    };
+    if let Ok(value) = http::HeaderValue::from_str(&value) {
+        response.headers_mut().insert("cache-status", value);
+    }
+}
+
+/// Wraps the body so that the request is logged and counted when its last
+/// byte has been written to the client (or the client went away); a
+/// tunnel's `200` hands the record to the tunnel, logged when it closes.
+fn record_when_done<H: Send + Unpin + 'static>(
     proxy: &Arc<Proxy>,
     response: Response<Body>,
     exchange: Exchange,
+    wire: Arc<Wire>,
+    held: H,
 ) -> Response<Body> {
-    let (parts, body) = response.into_parts();
-    let head_bytes = 17
-        + parts
-            .headers
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 4)
-            .sum::<usize>() as u64;
+    let (mut parts, body) = response.into_parts();
+    let on_close = parts.extensions.remove::<tunnel::OnClose>();
     // Our own Cache-Status is a small value of its own; a Content-Type parsed
     // from the origin shares its read buffer, so the log keeps a copy.
     let content_type = parts
@@ -94,47 +184,92 @@ fn record_when_done(
         .map(crate::cache::policy::detach_value);
     let cache_status = parts.headers.get("cache-status").cloned();
     let proxy = proxy.clone();
-    let on_finish = move |body_bytes: u64, complete: bool| {
-        let hit = crate::stats::codes::is_hit(exchange.result);
-        let tunnel = exchange.result == "TCP_TUNNEL";
-        let record = LogRecord {
-            time: exchange.wall,
-            elapsed: exchange.started.elapsed(),
-            client: exchange.client.ip(),
-            result: exchange.result,
-            aborted: !complete && !tunnel,
-            status: exchange.status.map_or(0, |s| s.as_u16()),
-            bytes: head_bytes + body_bytes,
-            method: exchange.method,
-            url: exchange.target,
-            version: exchange.version,
-            user: exchange.user,
-            peer: exchange.peer,
+    let log = move |delivered: Delivered, body_bytes: u64, tunnel: Option<TunnelBytes>| {
+        log_record(
+            &proxy,
+            exchange,
             content_type,
             cache_status,
-            coalesced: exchange.coalesced,
-            upstream_time: exchange.upstream_time,
-            dns_time: exchange.dns_time,
-            bytes_from_origin: if hit || exchange.coalesced || exchange.peer.is_none() {
-                0
-            } else {
-                body_bytes
-            },
-            referer: exchange.referer,
-            user_agent: exchange.user_agent,
-            error: exchange.error,
-        };
-        proxy.metrics.request(
-            record.result,
-            record.aborted,
-            record.bytes,
-            record.bytes_from_origin,
+            delivered,
+            body_bytes,
+            tunnel,
         );
-        if let Some(log) = &proxy.log {
-            log.log(record);
-        }
     };
-    Response::from_parts(parts, body::boxed(Finish::new(body, on_finish)))
+    let on_body_done = move |body_bytes: u64, complete: bool| {
+        let report: Report = match on_close {
+            Some(on_close) => Box::new(move |delivered: Delivered| {
+                drop(held);
+                if delivered.complete {
+                    // The 200 is out: the tunnel logs itself when it closes.
+                    on_close.send(Box::new(move |bytes| {
+                        log(delivered, 0, Some(bytes));
+                    }));
+                } else {
+                    on_close.cancel();
+                    log(delivered, 0, Some(TunnelBytes::default()));
+                }
+            }),
+            None => Box::new(move |delivered| {
+                drop(held);
+                log(delivered, body_bytes, None);
+            }),
+        };
+        wire.body_done(complete, report);
+    };
+    Response::from_parts(parts, body::boxed(Finish::new(body, on_body_done)))
+}
+
+/// Writes one request's line and counts it, at the moment it is done.
+fn log_record(
+    proxy: &Proxy,
+    exchange: Exchange,
+    content_type: Option<http::HeaderValue>,
+    cache_status: Option<http::HeaderValue>,
+    delivered: Delivered,
+    body_bytes: u64,
+    tunnel: Option<TunnelBytes>,
+) {
+    let hit = crate::stats::codes::is_hit(exchange.result);
+    let reset = tunnel.is_some_and(|t| t.client_reset || t.origin_reset);
+    let record = LogRecord {
+        time: SystemTime::now(),
+        elapsed: exchange.started.elapsed(),
+        client: exchange.client.ip(),
+        result: exchange.result,
+        aborted: !delivered.complete || reset,
+        status: exchange.status.map_or(0, |s| s.as_u16()),
+        bytes: delivered.bytes + tunnel.map_or(0, |t| t.down),
+        method: exchange.method,
+        url: exchange.target,
+        version: exchange.version,
+        user: exchange.user,
+        peer: exchange.peer,
+        via_parent: exchange.via_parent,
+        content_type,
+        cache_status,
+        coalesced: exchange.coalesced,
+        upstream_time: exchange.upstream_time,
+        dns_time: exchange.dns_time,
+        bytes_from_origin: if hit || exchange.coalesced || exchange.peer.is_none() {
+            0
+        } else {
+            body_bytes
+        },
+        referer: exchange.referer,
+        user_agent: exchange.user_agent,
+        error: exchange.error,
+        tunnel,
+    };
+    // A tunnel's bytes to the client were counted as they flowed.
+    proxy.metrics.request(
+        record.result,
+        record.aborted,
+        delivered.bytes,
+        record.bytes_from_origin,
+    );
+    if let Some(log) = &proxy.log {
+        log.log(record);
+    }
 }
 
 /// `PURGE <url>`: removes every stored variant of the URL; admin sources only.

@@ -1,11 +1,13 @@
 //! CONNECT tunnels: open a TCP connection to the admitted address, answer
 //! `200 Connection established`, then copy bytes both ways until both sides
-//! are done (half-close respected) or the tunnel sits idle too long.
+//! are done (half-close respected) or the tunnel sits idle too long. Bytes
+//! are counted in `/metrics` as they flow; the tunnel is logged when it
+//! closes, through the [`OnClose`] the response carries.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -13,9 +15,11 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
+use crate::access_log::TunnelBytes;
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::http::body::{empty, Body};
@@ -28,8 +32,37 @@ use crate::upstream::Connect;
 /// Bytes buffered per direction of a tunnel.
 const BUFFER: usize = 64 * 1024;
 
+/// What runs when a tunnel has closed, with what it carried.
+pub type CloseReport = Box<dyn FnOnce(TunnelBytes) + Send>;
+
+/// In the extensions of a tunnel's `200`: hand it the [`CloseReport`] once
+/// the `200` has reached the client; dropping it unsent means nobody waits.
+#[derive(Clone)]
+pub struct OnClose(Arc<Mutex<Option<oneshot::Sender<CloseReport>>>>);
+
+impl OnClose {
+    /// Sends the report to the tunnel task (at most once).
+    pub fn send(&self, report: CloseReport) {
+        let sender = match self.0.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(sender) = sender {
+            let _ = sender.send(report);
+        }
+    }
+
+    /// Nobody will report on this tunnel.
+    pub fn cancel(&self) {
+        match self.0.lock() {
+            Ok(mut g) => drop(g.take()),
+            Err(p) => drop(p.into_inner().take()),
+        }
+    }
+}
+
 /// Opens the tunnel's origin side and schedules the splice once hyper hands
-/// over the client connection.
+/// over the client connection; the response carries an [`OnClose`].
 pub async fn open(
     shared: &Shared,
     tasks: &TaskTracker,
@@ -52,25 +85,33 @@ pub async fn open(
         .upstream
         .connect(connect, &host, authority.port)
         .await?;
-    exchange.peer = Some(peer);
+    exchange.peer = Some(peer.addr);
+    exchange.via_parent = peer.parent;
+    let peer = peer.addr;
     let idle = config.timeouts.tunnel_idle;
     let metrics = metrics.clone();
+    let (report_to, report) = oneshot::channel::<CloseReport>();
     tasks.spawn(async move {
-        metrics
-            .tunnels
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics.tunnels.fetch_add(1, Ordering::Relaxed);
+        let tally = Tally::new(metrics.clone());
         match hyper::upgrade::on(request).await {
-            Ok(upgraded) => match splice(TokioIo::new(upgraded), origin, idle).await {
-                Ok((up, down)) => tracing::debug!(%peer, up, down, "tunnel closed"),
+            Ok(upgraded) => match splice(TokioIo::new(upgraded), origin, idle, &tally).await {
+                Ok(()) => tracing::debug!(%peer, "tunnel closed"),
                 Err(e) => tracing::debug!(%peer, "tunnel ended: {e}"),
             },
             Err(e) => tracing::debug!(%peer, "client left before the tunnel opened: {e}"),
         }
-        metrics
-            .tunnels
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        metrics.tunnels.fetch_sub(1, Ordering::Relaxed);
+        // The report comes once the 200 is out; an error-ended connection
+        // drops it instead, so this never waits for long.
+        if let Ok(report) = report.await {
+            report(tally.bytes());
+        }
     });
     let mut response = Response::new(empty());
+    response
+        .extensions_mut()
+        .insert(OnClose(Arc::new(Mutex::new(Some(report_to)))));
     *response.status_mut() = StatusCode::OK;
     response
         .extensions_mut()
@@ -80,17 +121,54 @@ pub async fn open(
     Ok(response)
 }
 
+/// One tunnel's traffic so far, both directions, shared by its two sides.
+struct Tally {
+    up: AtomicU64,
+    down: AtomicU64,
+    client_reset: AtomicBool,
+    origin_reset: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+impl Tally {
+    fn new(metrics: Arc<Metrics>) -> Arc<Tally> {
+        Arc::new(Tally {
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+            client_reset: AtomicBool::new(false),
+            origin_reset: AtomicBool::new(false),
+            metrics,
+        })
+    }
+
+    fn bytes(&self) -> TunnelBytes {
+        TunnelBytes {
+            up: self.up.load(Ordering::Relaxed),
+            down: self.down.load(Ordering::Relaxed),
+            client_reset: self.client_reset.load(Ordering::Relaxed),
+            origin_reset: self.origin_reset.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Which end of the tunnel a stream is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    Client,
+    Origin,
+}
+
 /// Copies both ways until both directions reach EOF (each EOF is passed on
 /// as a write shutdown: half-close) or nothing moves for `idle`.
-async fn splice<A, B>(client: A, origin: B, idle: Duration) -> io::Result<(u64, u64)>
+async fn splice<A, B>(client: A, origin: B, idle: Duration, tally: &Arc<Tally>) -> io::Result<()>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let start = Instant::now();
     let last = Arc::new(AtomicU64::new(0));
-    let mut client = Tracked::new(client, start, last.clone());
-    let mut origin = Tracked::new(origin, start, last.clone());
+    let mut client = Tracked::new(client, End::Client, start, last.clone(), tally.clone());
+    let mut origin = Tracked::new(origin, End::Origin, start, last.clone(), tally.clone());
     // Large buffers: a tunnel moves bulk data, and each syscall costs more
     // than the memory (two 64 KiB buffers per open tunnel).
     let copy = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut origin, BUFFER, BUFFER);
@@ -98,7 +176,7 @@ where
     loop {
         let deadline = start + Duration::from_millis(last.load(Ordering::Relaxed)) + idle;
         tokio::select! {
-            result = &mut copy => return result,
+            result = &mut copy => return result.map(drop),
             _ = tokio::time::sleep_until(deadline) => {
                 let quiet = Instant::now() - start - Duration::from_millis(last.load(Ordering::Relaxed));
                 if quiet >= idle {
@@ -109,16 +187,52 @@ where
     }
 }
 
-/// A stream that records the time of its last successful read.
+/// One end of a tunnel: records the time of its last successful read,
+/// counts what is written to it, and notes an error (a reset) on it.
 struct Tracked<T> {
     inner: T,
+    end: End,
     start: Instant,
     last: Arc<AtomicU64>,
+    tally: Arc<Tally>,
 }
 
 impl<T> Tracked<T> {
-    fn new(inner: T, start: Instant, last: Arc<AtomicU64>) -> Self {
-        Tracked { inner, start, last }
+    fn new(inner: T, end: End, start: Instant, last: Arc<AtomicU64>, tally: Arc<Tally>) -> Self {
+        Tracked {
+            inner,
+            end,
+            start,
+            last,
+            tally,
+        }
+    }
+
+    fn note<R>(&self, result: &Poll<io::Result<R>>) {
+        if let Poll::Ready(Err(_)) = result {
+            let flag = match self.end {
+                End::Client => &self.tally.client_reset,
+                End::Origin => &self.tally.origin_reset,
+            };
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn wrote(&self, result: &Poll<io::Result<usize>>) {
+        if let Poll::Ready(Ok(n)) = result {
+            let n = *n as u64;
+            match self.end {
+                End::Client => {
+                    self.tally.down.fetch_add(n, Ordering::Relaxed);
+                    self.tally.metrics.tunnel_bytes(false, n);
+                }
+                End::Origin => {
+                    self.tally.up.fetch_add(n, Ordering::Relaxed);
+                    self.tally.metrics.tunnel_bytes(true, n);
+                }
+            }
+        }
+        self.note(result);
     }
 }
 
@@ -134,6 +248,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
             let ms = self.start.elapsed().as_millis() as u64;
             self.last.store(ms, Ordering::Relaxed);
         }
+        self.note(&result);
         result
     }
 }
@@ -144,15 +259,21 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wrote(&result);
+        result
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.note(&result);
+        result
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let result = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.note(&result);
+        result
     }
 }
 
@@ -165,7 +286,10 @@ mod tests {
     async fn half_close_passes_through_and_other_direction_continues() {
         let (client, mut client_peer) = tokio::io::duplex(1024);
         let (origin, mut origin_peer) = tokio::io::duplex(1024);
-        let task = tokio::spawn(splice(client, origin, Duration::from_secs(5)));
+        let tally = Tally::new(Arc::new(Metrics::default()));
+        let t = tally.clone();
+        let task =
+            tokio::spawn(async move { splice(client, origin, Duration::from_secs(5), &t).await });
         client_peer.write_all(b"ping").await.unwrap();
         client_peer.shutdown().await.unwrap();
         let mut got = Vec::new();
@@ -176,14 +300,18 @@ mod tests {
         let mut back = Vec::new();
         client_peer.read_to_end(&mut back).await.unwrap();
         assert_eq!(back, b"pong");
-        assert_eq!(task.await.unwrap().unwrap(), (4, 4));
+        task.await.unwrap().unwrap();
+        let bytes = tally.bytes();
+        assert_eq!((bytes.up, bytes.down), (4, 4));
+        assert!(!bytes.client_reset && !bytes.origin_reset);
     }
 
     #[tokio::test(start_paused = true)]
     async fn idle_tunnel_is_closed() {
         let (client, _keep_client) = tokio::io::duplex(64);
         let (origin, _keep_origin) = tokio::io::duplex(64);
-        let err = splice(client, origin, Duration::from_secs(30))
+        let tally = Tally::new(Arc::new(Metrics::default()));
+        let err = splice(client, origin, Duration::from_secs(30), &tally)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);

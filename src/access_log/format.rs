@@ -21,7 +21,8 @@ pub enum Format {
 /// One finished request, as the log sees it.
 #[derive(Debug, Clone)]
 pub struct LogRecord {
-    /// When the request arrived.
+    /// When the response was done: its last byte written to the client, or
+    /// the client gone (Squid's timestamp).
     pub time: SystemTime,
     /// From arrival to the last byte sent (or the abort).
     pub elapsed: Duration,
@@ -38,6 +39,8 @@ pub struct LogRecord {
     pub version: &'static str,
     pub user: Option<Arc<str>>,
     pub peer: Option<SocketAddr>,
+    /// `peer` is a parent proxy chosen by URL hashing.
+    pub via_parent: bool,
     pub content_type: Option<http::HeaderValue>,
     pub cache_status: Option<http::HeaderValue>,
     pub coalesced: bool,
@@ -50,6 +53,21 @@ pub struct LogRecord {
     pub referer: Option<String>,
     pub user_agent: Option<String>,
     pub error: Option<String>,
+    /// A CONNECT tunnel's traffic, logged when it closed.
+    pub tunnel: Option<TunnelBytes>,
+}
+
+/// Both directions of a closed CONNECT tunnel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TunnelBytes {
+    /// Bytes from the client to the origin.
+    pub up: u64,
+    /// Bytes from the origin to the client (the 200 head not included).
+    pub down: u64,
+    /// The client's side ended with a reset (or another error).
+    pub client_reset: bool,
+    /// The origin's side ended with a reset (or another error).
+    pub origin_reset: bool,
 }
 
 impl LogRecord {
@@ -69,6 +87,16 @@ pub fn line(format: Format, r: &LogRecord) -> String {
         Format::Squid => squid(r),
         Format::Combined => combined(r),
         Format::Json => json(r),
+    }
+}
+
+/// Squid's hierarchy code: how the response was obtained.
+fn hierarchy_code(r: &LogRecord) -> &'static str {
+    match (r.peer, r.via_parent) {
+        (None, _) => "HIER_NONE",
+        (Some(_), false) => "HIER_DIRECT",
+        // A parent chosen by hashing the URL, as Squid's CARP.
+        (Some(_), true) => "CARP",
     }
 }
 
@@ -98,7 +126,7 @@ pub fn squid(r: &LogRecord) -> String {
 
 fn hierarchy(r: &LogRecord) -> String {
     match r.peer {
-        Some(peer) => format!("HIER_DIRECT/{}", peer.ip().to_canonical()),
+        Some(peer) => format!("{}/{}", hierarchy_code(r), peer.ip().to_canonical()),
         None => "HIER_NONE/-".to_owned(),
     }
 }
@@ -134,7 +162,9 @@ fn escape(text: &str) -> String {
 
 /// Apache/nginx combined: `client - user [time] "request" status bytes "referer" "agent"`.
 pub fn combined(r: &LogRecord) -> String {
-    let time = httpdate::fmt_http_date(r.time);
+    // Apache's %t is when the request arrived; ours is when it was done.
+    let arrived = r.time.checked_sub(r.elapsed).unwrap_or(r.time);
+    let time = httpdate::fmt_http_date(arrived);
     // "Tue, 24 Nov 2026 20:26:50 GMT" → "24/Nov/2026:20:26:50 +0000"
     let parts: Vec<&str> = time.split([' ', ',']).filter(|p| !p.is_empty()).collect();
     let clf = match parts.as_slice() {
@@ -170,7 +200,7 @@ pub fn json(r: &LogRecord) -> String {
         "method": r.method.as_str(),
         "url": r.url,
         "user": r.user.as_deref(),
-        "hierarchy": if r.peer.is_some() { "HIER_DIRECT" } else { "HIER_NONE" },
+        "hierarchy": hierarchy_code(r),
         "peer": r.peer.map(|p| p.ip().to_canonical().to_string()),
         "content_type": r.content_type.as_ref().and_then(|v| v.to_str().ok()),
         "cache_status": r.cache_status.as_ref().and_then(|v| v.to_str().ok()),
@@ -182,6 +212,10 @@ pub fn json(r: &LogRecord) -> String {
         "referer": r.referer,
         "user_agent": r.user_agent,
         "error": r.error,
+        "bytes_up": r.tunnel.map(|t| t.up),
+        "bytes_down": r.tunnel.map(|t| t.down),
+        "client_reset": r.tunnel.map(|t| t.client_reset),
+        "origin_reset": r.tunnel.map(|t| t.origin_reset),
     })
     .to_string()
 }

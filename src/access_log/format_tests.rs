@@ -16,6 +16,7 @@ fn record() -> LogRecord {
         version: "HTTP/1.1",
         user: None,
         peer: None,
+        via_parent: false,
         content_type: Some(http::HeaderValue::from_static("image/png; charset=binary")),
         cache_status: Some(http::HeaderValue::from_static("cachalot; hit")),
         coalesced: false,
@@ -25,6 +26,7 @@ fn record() -> LogRecord {
         referer: None,
         user_agent: Some("curl/8".into()),
         error: None,
+        tunnel: None,
     }
 }
 

@@ -238,6 +238,7 @@ mod tests {
             version: "HTTP/1.1",
             user: None,
             peer: None,
+            via_parent: false,
             content_type: None,
             cache_status: None,
             coalesced: false,
@@ -247,6 +248,7 @@ mod tests {
             referer: None,
             user_agent: None,
             error: None,
+            tunnel: None,
         }
     }
 

@@ -259,9 +259,10 @@ impl Ctx<'_> {
             Ok(Revalidated::Modified(response, request_time)) => {
                 if response.status().is_server_error() {
                     if stale_ok {
-                        // RFC 5861 §4: stale-if-error.
+                        // RFC 5861 §4: stale-if-error; RFC 9211 §2.3: what failed.
+                        let failed = Some(response.status().as_u16());
                         return self
-                            .serve(parts, &entry, Outcome::RefreshFailOld, None, exchange)
+                            .serve(parts, &entry, Outcome::RefreshFailOld, failed, exchange)
                             .await;
                     }
                     return self.answer_from_origin(
@@ -285,8 +286,10 @@ impl Ctx<'_> {
             Err(error) => {
                 if stale_ok {
                     tracing::debug!(url = %self.url, "serving stale on error: {error}");
+                    // No status came back: the one the failure would have had.
+                    let failed = Some(error.status().as_u16());
                     return self
-                        .serve(parts, &entry, Outcome::RefreshFailOld, None, exchange)
+                        .serve(parts, &entry, Outcome::RefreshFailOld, failed, exchange)
                         .await;
                 }
                 // RFC 9111 §4.2.4: no answer at all (a name that does not

@@ -1,7 +1,7 @@
 //! The memory tier: a moka cache of decoded records, weighted by bytes, so
 //! a hit shares the stored body (`Bytes`) without copying it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use moka::notification::RemovalCause;
@@ -13,6 +13,24 @@ use super::entry::Record;
 pub struct MemoryTier {
     cache: Cache<String, Record>,
     evictions: Arc<AtomicU64>,
+    /// Records and bytes held, moved together on insert and on every
+    /// removal (moka's own counts are updated lazily, each on its own
+    /// schedule, so the two gauges read from them disagreed).
+    held: Arc<Held>,
+}
+
+#[derive(Default)]
+struct Held {
+    entries: AtomicI64,
+    bytes: AtomicI64,
+}
+
+impl Held {
+    fn add(&self, sign: i64, record: &Record) {
+        self.entries.fetch_add(sign, Ordering::Relaxed);
+        self.bytes
+            .fetch_add(sign * i64::from(record.weight()), Ordering::Relaxed);
+    }
 }
 
 impl MemoryTier {
@@ -20,16 +38,24 @@ impl MemoryTier {
     pub fn new(capacity: u64) -> MemoryTier {
         let evictions = Arc::new(AtomicU64::new(0));
         let counter = evictions.clone();
+        let held = Arc::new(Held::default());
+        let removed = held.clone();
         let cache = Cache::builder()
             .max_capacity(capacity)
             .weigher(|_key: &String, record: &Record| record.weight())
-            .eviction_listener(move |_key, _value, cause| {
+            // Every removal, a replaced or refused insert included.
+            .eviction_listener(move |_key, value: Record, cause| {
+                removed.add(-1, &value);
                 if cause == RemovalCause::Size {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
             })
             .build();
-        MemoryTier { cache, evictions }
+        MemoryTier {
+            cache,
+            evictions,
+            held,
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<Record> {
@@ -37,6 +63,7 @@ impl MemoryTier {
     }
 
     pub fn insert(&self, key: String, record: Record) {
+        self.held.add(1, &record);
         self.cache.insert(key, record);
     }
 
@@ -44,15 +71,14 @@ impl MemoryTier {
         self.cache.invalidate(key);
     }
 
-    /// Number of records (approximate, as moka counts).
+    /// Number of records held.
     pub fn entry_count(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
+        self.held.entries.load(Ordering::Relaxed).max(0) as u64
     }
 
-    /// Bytes held (approximate).
+    /// Bytes held, as the weigher counts them.
     pub fn weighted_size(&self) -> u64 {
-        self.cache.weighted_size()
+        self.held.bytes.load(Ordering::Relaxed).max(0) as u64
     }
 
     /// Records evicted for room.
@@ -63,5 +89,39 @@ impl MemoryTier {
     /// Drops everything.
     pub fn clear(&self) {
         self.cache.invalidate_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::entry::VaryIndex;
+
+    fn index(n: usize) -> Record {
+        Record::Index(Arc::new(VaryIndex {
+            names: vec!["x".repeat(n)],
+            generation: 0,
+        }))
+    }
+
+    #[test]
+    fn entries_and_bytes_move_together_through_inserts_replacements_and_removals() {
+        let tier = MemoryTier::new(10_000);
+        tier.insert("a".into(), index(10));
+        tier.insert("b".into(), index(20));
+        tier.insert("a".into(), index(30));
+        tier.remove("b");
+        tier.cache.run_pending_tasks();
+        assert_eq!(tier.entry_count(), 1);
+        assert_eq!(tier.weighted_size(), u64::from(index(30).weight()));
+        assert_eq!(tier.entry_count(), tier.cache.entry_count());
+        assert_eq!(tier.weighted_size(), tier.cache.weighted_size());
+        for i in 0..200 {
+            tier.insert(format!("k{i}"), index(200));
+        }
+        tier.cache.run_pending_tasks();
+        assert_eq!(tier.entry_count(), tier.cache.entry_count());
+        assert_eq!(tier.weighted_size(), tier.cache.weighted_size());
+        assert!(tier.weighted_size() <= 10_000);
     }
 }

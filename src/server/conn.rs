@@ -1,8 +1,10 @@
 //! Per-connection timing for client connections: a request head must be
 //! complete within `client_header` once started (slow-loris), and a
 //! keep-alive connection with nothing in flight closes after `client_idle`.
-//! The socket wrapper notes when a new head starts; the service notes when
-//! a request arrives and when its response body is done.
+//! The socket wrapper notes when a new head starts and counts what is
+//! written, flushed and lost (`access_log::delivery::Wire`); the service
+//! notes when a request arrives, and the connection is idle again once its
+//! response has been delivered.
 
 use std::io;
 use std::pin::Pin;
@@ -14,6 +16,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use crate::access_log::delivery::Wire;
 
 const NONE: u64 = u64::MAX;
 
@@ -36,6 +40,8 @@ pub struct Activity {
     /// The last write or flush could not complete: hyper still holds output,
     /// so the connection must not be parked (it would be lost).
     write_pending: AtomicBool,
+    /// The write side: bytes out, and responses waiting for them.
+    pub wire: Arc<Wire>,
 }
 
 /// Why the watchdog closed a connection.
@@ -45,6 +51,9 @@ pub enum Expiry {
     HeaderTimeout,
     /// No request for too long on an idle keep-alive connection.
     IdleTimeout,
+    /// A response in flight could not be written for `client_idle`: the
+    /// client stopped reading.
+    WriteStalled,
 }
 
 impl Activity {
@@ -59,6 +68,7 @@ impl Activity {
             read_waker: Mutex::new(None),
             upgraded: AtomicBool::new(false),
             write_pending: AtomicBool::new(false),
+            wire: Wire::new(),
         })
     }
 
@@ -136,15 +146,31 @@ impl Activity {
         }
     }
 
-    /// Resolves when the connection has waited too long; never while a
-    /// response is in flight.
+    /// Resolves when the connection has waited too long; while a response
+    /// is in flight, only when the client has taken none of it for at least
+    /// `idle` (a response stays in flight until it is written out).
     pub async fn expired(&self, header: Duration, idle: Duration) -> Expiry {
         let header = header.as_millis() as u64;
         let idle = idle.as_millis() as u64;
+        let mut written = None;
         loop {
             let now = self.now_ms();
             let head = self.head_started.load(Ordering::Relaxed);
             let (deadline, kind) = if self.in_flight.load(Ordering::Relaxed) > 0 {
+                // Blocked on a write, and no byte taken for `idle` (the
+                // loop also wakes early, when a head begins elsewhere).
+                let now_written = self.wire.written();
+                match written {
+                    Some((seen, since))
+                        if seen == now_written
+                            && now.saturating_sub(since) >= idle
+                            && self.write_pending.load(Ordering::Relaxed) =>
+                    {
+                        return Expiry::WriteStalled;
+                    }
+                    Some((seen, _)) if seen == now_written => {}
+                    _ => written = Some((now_written, now)),
+                }
                 (now.saturating_add(idle), None)
             } else if head != NONE {
                 (head.saturating_add(header), Some(Expiry::HeaderTimeout))
@@ -165,7 +191,7 @@ impl Activity {
     }
 }
 
-/// Held by a response body (see `access_log::finish::Finish`); the
+/// Held until a response has been delivered (see `pipeline::handle`); the
 /// connection is idle again once it drops.
 pub struct InFlight(Arc<Activity>);
 
@@ -176,7 +202,8 @@ impl Drop for InFlight {
     }
 }
 
-/// The client socket, reporting the first bytes of each new request head.
+/// The client socket, reporting the first bytes of each new request head
+/// and counting, for the access log, what the socket really took.
 pub struct ClientIo<T> {
     inner: T,
     activity: Arc<Activity>,
@@ -184,7 +211,16 @@ pub struct ClientIo<T> {
 
 impl<T> ClientIo<T> {
     pub fn new(inner: T, activity: Arc<Activity>) -> Self {
+        activity.wire.reopened();
         ClientIo { inner, activity }
+    }
+}
+
+impl<T> Drop for ClientIo<T> {
+    fn drop(&mut self) {
+        // hyper (or the tunnel) is done with the socket: a response still
+        // waiting for its bytes did not get them out.
+        self.activity.wire.closed();
     }
 }
 
@@ -223,7 +259,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.note_write(result.is_pending());
+        self.note_write(&result);
         result
     }
 
@@ -233,7 +269,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.note_write(result.is_pending());
+        self.note_write(&result);
         result
     }
 
@@ -243,7 +279,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let result = Pin::new(&mut self.inner).poll_flush(cx);
-        self.note_write(result.is_pending());
+        self.activity
+            .write_pending
+            .store(result.is_pending(), Ordering::Relaxed);
+        if let Poll::Ready(Ok(())) = result {
+            // hyper flushes the socket only with its own buffer empty.
+            self.activity.wire.flushed();
+        }
         result
     }
 
@@ -256,10 +298,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
 }
 
 impl<T> ClientIo<T> {
-    fn note_write(&self, pending: bool) {
+    fn note_write(&self, result: &Poll<io::Result<usize>>) {
         self.activity
             .write_pending
-            .store(pending, Ordering::Relaxed);
+            .store(result.is_pending(), Ordering::Relaxed);
+        if let Poll::Ready(Ok(n)) = result {
+            self.activity.wire.wrote(*n);
+        }
     }
 }
 
@@ -304,6 +349,42 @@ mod tests {
         let kind = wait.await.unwrap();
         assert_eq!(kind, Expiry::HeaderTimeout);
         assert!(a.start.elapsed() < Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_response_the_client_does_not_read_expires_and_one_it_reads_does_not() {
+        let a = Activity::new();
+        let _guard = a.request_started();
+        a.write_pending.store(true, Ordering::Relaxed);
+        let reading = a.clone();
+        let progress = tokio::spawn(async move {
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                reading.wire.wrote(100);
+            }
+        });
+        let wait = a.expired(Duration::from_secs(1), Duration::from_secs(2));
+        let kind = tokio::time::timeout(Duration::from_secs(30), wait).await;
+        progress.await.unwrap();
+        assert_eq!(kind, Ok(Expiry::WriteStalled));
+        let elapsed = a.start.elapsed();
+        assert!(
+            elapsed >= Duration::from_secs(10),
+            "not while it reads: {elapsed:?}"
+        );
+        assert!(elapsed <= Duration::from_secs(15), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_early_wake_does_not_count_as_a_stall() {
+        let a = Activity::new();
+        let _guard = a.request_started();
+        a.write_pending.store(true, Ordering::Relaxed);
+        a.head_began.notify_one();
+        let wait = a.expired(Duration::from_secs(1), Duration::from_secs(60));
+        assert!(tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .is_err());
     }
 
     #[tokio::test(start_paused = true)]

@@ -18,7 +18,6 @@ use tokio_util::task::TaskTracker;
 
 use super::conn::{Activity, ClientIo};
 use super::park::SharedStream;
-use crate::access_log::finish::Finish;
 use crate::pipeline;
 use crate::shared::Proxy;
 
@@ -170,12 +169,12 @@ async fn serve_until_idle(
         let in_flight = activity.request_started();
         let connect = request.method() == http::Method::CONNECT;
         async move {
-            let response = pipeline::handle(proxy, client, request).await;
+            // The request stays in flight until its response is delivered.
+            let wire = activity.wire.clone();
+            let response = pipeline::handle(proxy, client, request, wire, in_flight).await;
             if connect && response.status().is_success() {
                 activity.mark_upgraded();
             }
-            // The request stays in flight until its body is done.
-            let response = response.map(|body| Finish::new(body, move |_, _| drop(in_flight)));
             Ok::<_, Infallible>(response)
         }
     });

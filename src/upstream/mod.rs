@@ -32,7 +32,11 @@ use crate::parent::Parents;
 
 /// The address an upstream connection actually reached (response extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UpstreamPeer(pub SocketAddr);
+pub struct UpstreamPeer {
+    pub addr: SocketAddr,
+    /// A parent proxy, not the origin.
+    pub parent: bool,
+}
 
 /// How a request finds its origin's address, as the access rules left it.
 #[derive(Debug, Clone)]
@@ -173,7 +177,7 @@ impl Upstream {
         connect: &Connect,
         host: &str,
         port: u16,
-    ) -> Result<(TunnelStream, SocketAddr), ProxyError> {
+    ) -> Result<(TunnelStream, UpstreamPeer), ProxyError> {
         let authority = if host.contains(':') {
             format!("[{host}]:{port}")
         } else {
@@ -196,7 +200,7 @@ impl Upstream {
             )
             .await;
             match opened {
-                Ok(found) => return Ok(found),
+                Ok((stream, addr)) => return Ok((stream, UpstreamPeer { addr, parent: true })),
                 Err((error, Failure::Connect { .. })) => {
                     let error = connect_error(&error, &self.name);
                     self.parent_failed(i, &error);
@@ -212,7 +216,13 @@ impl Upstream {
         let (stream, peer) = connect_any(&addrs, &self.connector.local, self.connector.timeout)
             .await
             .map_err(|e| connect_error(&e, &self.name))?;
-        Ok((Box::new(stream), peer))
+        Ok((
+            Box::new(stream),
+            UpstreamPeer {
+                addr: peer,
+                parent: false,
+            },
+        ))
     }
 
     /// Sends a request head (absolute URI) and body to `host:port` and

@@ -29,9 +29,10 @@ pub struct UpstreamStream {
 
 impl Connection for UpstreamStream {
     fn connected(&self) -> Connected {
-        Connected::new()
-            .proxy(self.proxied)
-            .extra(UpstreamPeer(self.peer))
+        Connected::new().proxy(self.proxied).extra(UpstreamPeer {
+            addr: self.peer,
+            parent: self.proxied,
+        })
     }
 }
 

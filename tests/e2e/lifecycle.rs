@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
+use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
@@ -133,6 +134,90 @@ async fn check_config_refuses_unknown_key_and_names_it() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("listen_port"), "{stderr}");
+}
+
+#[tokio::test]
+async fn check_config_with_three_errors_prints_three_each_naming_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten_port = 3128\n[timeouts]\ndrain = \"soon\"\n[cache]\nheuristic_fraction = 7.0\n",
+    )
+    .unwrap();
+    let out = run_cli(&["check-config", path.to_str().unwrap()]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().skip(1).collect();
+    assert_eq!(errors.len(), 3, "{stderr}");
+    for (line, key) in errors.iter().zip([
+        "server.listen_port:",
+        "timeouts.drain:",
+        "cache.heuristic_fraction:",
+    ]) {
+        assert!(
+            line.starts_with(key),
+            "{line:?} should name {key}\n{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_second_instance_on_a_locked_cache_fails_without_saying_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cachalot.toml");
+    let port = free_port();
+    std::fs::write(
+        &config,
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[log]\naccess = \"\"\n"),
+    )
+    .unwrap();
+    let mut first = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Diagnostics go to stderr, and without colour when it is not a terminal.
+    let mut lines = tokio::io::BufReader::new(first.stderr.take().unwrap()).lines();
+    let listening = within("first instance listening", async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("stderr open");
+            if line.contains("listening") {
+                return line;
+            }
+        }
+    })
+    .await;
+    assert!(
+        !listening.contains('\x1b'),
+        "no colour when stderr is not a terminal: {listening:?}"
+    );
+    let second = within(
+        "second instance",
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .output(),
+    )
+    .await
+    .unwrap();
+    let _ = first.start_kill();
+    assert!(!second.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&second.stdout),
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(!all.contains("listening"), "{all}");
+    assert!(all.contains("cache"), "the reason is given: {all}");
+    let _ = first.wait().await;
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@
 mod cache;
 mod coalesce;
 mod conformance;
+mod delivery;
 mod dns;
 mod dns_server;
 mod forward;
@@ -21,6 +22,7 @@ mod hardening;
 mod lifecycle;
 mod limits;
 mod logging;
+mod marks;
 mod parent;
 mod park;
 mod policy;

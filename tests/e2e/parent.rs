@@ -189,3 +189,23 @@ async fn the_parent_gets_an_absolute_target_and_its_credentials() {
     );
     assert_eq!(seen.header("host").as_deref(), Some("origin.example:8080"));
 }
+
+#[tokio::test]
+async fn the_access_log_names_the_parent_with_squids_carp_code() {
+    let origin = Origin::start().await;
+    let parent = start_proxy(&named("parent")).await;
+    let child = start_proxy(&format!(
+        "{}{}",
+        named("child"),
+        parent_table("p", parent.addr.port())
+    ))
+    .await;
+    fetch(child.addr, get(&origin.url("/echo"))).await;
+    let metrics = child.proxy.metrics.clone();
+    wait_until("logged", move || metrics.requests() >= 1).await;
+    child.proxy.log.as_ref().unwrap().close();
+    let text = std::fs::read_to_string(child.dir.path().join("logs/access.log")).unwrap();
+    let line = text.lines().next().unwrap();
+    let hier = line.split_whitespace().nth(8).unwrap();
+    assert_eq!(hier, "CARP/127.0.0.1", "{line}");
+}
