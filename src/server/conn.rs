@@ -42,6 +42,9 @@ pub struct Activity {
     write_pending: AtomicBool,
     /// The write side: bytes out, and responses waiting for them.
     pub wire: Arc<Wire>,
+    /// Some byte has arrived: until then the connection gets the header
+    /// timeout, not the keep-alive one (a connection that sends nothing).
+    spoke: AtomicBool,
 }
 
 /// Why the watchdog closed a connection.
@@ -69,6 +72,7 @@ impl Activity {
             upgraded: AtomicBool::new(false),
             write_pending: AtomicBool::new(false),
             wire: Wire::new(),
+            spoke: AtomicBool::new(false),
         })
     }
 
@@ -130,12 +134,16 @@ impl Activity {
 
     /// A request head was parsed: its response is now in flight.
     pub fn request_started(self: &Arc<Self>) -> InFlight {
+        self.spoke.store(true, Ordering::Relaxed);
         self.head_started.store(NONE, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
     }
 
     fn bytes_read(&self) {
+        if !self.spoke.load(Ordering::Relaxed) {
+            self.spoke.store(true, Ordering::Relaxed);
+        }
         if self.in_flight.load(Ordering::Relaxed) == 0
             && self.head_started.load(Ordering::Relaxed) == NONE
         {
@@ -174,6 +182,9 @@ impl Activity {
                 (now.saturating_add(idle), None)
             } else if head != NONE {
                 (head.saturating_add(header), Some(Expiry::HeaderTimeout))
+            } else if !self.spoke.load(Ordering::Relaxed) {
+                // A new connection's first request head: `header` from accept.
+                (header, Some(Expiry::HeaderTimeout))
             } else {
                 let since = self.idle_since.load(Ordering::Relaxed);
                 (since.saturating_add(idle), Some(Expiry::IdleTimeout))
@@ -315,11 +326,22 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn idle_connection_expires_after_idle_timeout() {
         let a = Activity::new();
+        drop(a.request_started());
         let kind = a
             .expired(Duration::from_secs(30), Duration::from_secs(120))
             .await;
         assert_eq!(kind, Expiry::IdleTimeout);
         assert!(a.start.elapsed() >= Duration::from_secs(120));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_never_spoke_expires_after_header_timeout() {
+        let a = Activity::new();
+        let kind = a
+            .expired(Duration::from_secs(30), Duration::from_secs(120))
+            .await;
+        assert_eq!(kind, Expiry::HeaderTimeout);
+        assert!(a.start.elapsed() < Duration::from_secs(31));
     }
 
     #[tokio::test(start_paused = true)]

@@ -164,3 +164,22 @@ async fn request_head_under_the_limit_is_served() {
         Some(6 * 1024)
     );
 }
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_after_client_header() {
+    let proxy = start_proxy("[timeouts]\nclient_header = \"1s\"\nclient_idle = \"2m\"\n").await;
+    let mut stream = connect(proxy.addr).await;
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let read = within(
+        "the proxy closes the silent connection",
+        stream.read(&mut buf),
+    )
+    .await;
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "closed after client_header, not client_idle: {:?}",
+        started.elapsed()
+    );
+}
