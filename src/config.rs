@@ -83,6 +83,10 @@ pub struct CacheConfig {
     pub heuristic_max: Duration,
     #[serde(with = "humantime_serde")]
     pub lock_timeout: Duration,
+    /// How long past its freshness a stored response may still be served
+    /// when the origin cannot be reached (RFC 9111 §4.2.4); zero turns it off.
+    #[serde(with = "humantime_serde")]
+    pub max_stale: Duration,
 }
 
 /// `[dns]`: the caching resolver (see `dns`).
@@ -500,6 +504,16 @@ mod tests {
             .unwrap_err();
         let keys: Vec<_> = e.0.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["pac.proxy_host", "pac.direct"]);
+    }
+
+    #[test]
+    fn max_stale_defaults_to_a_week_and_zero_turns_it_off() {
+        let c = parse("").unwrap();
+        assert_eq!(c.cache.max_stale, Duration::from_secs(7 * 24 * 60 * 60));
+        let c = parse("[cache]\nmax_stale = \"0s\"\n").unwrap();
+        assert!(c.cache.max_stale.is_zero());
+        let e = parse("[cache]\nmax_stale = \"forever\"\n").unwrap_err();
+        assert_eq!(e.0[0].key, "cache.max_stale");
     }
 
     #[test]

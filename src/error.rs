@@ -122,6 +122,35 @@ impl ProxyError {
         }
     }
 
+    /// True when the origin could not be reached or was not heard from: its
+    /// name does not resolve, the TCP connection was refused, timed out or
+    /// failed otherwise, or the origin reset or closed the connection, or
+    /// sent nothing in time, before a response head. These are the failures
+    /// of a "disconnected" cache (RFC 9111 §4.2.4) that may serve a stale
+    /// response; an answer from the origin, even a 5xx, is never one.
+    ///
+    /// A name that cannot be resolved is an unreachable origin like any
+    /// other: the resolver relies on that.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            ProxyError::Dns(_)
+            | ProxyError::ConnectRefused(_)
+            | ProxyError::ConnectFailed(..)
+            | ProxyError::ConnectTimeout(_)
+            | ProxyError::ResponseTimeout(_)
+            | ProxyError::UpstreamReset(_) => true,
+            ProxyError::OriginForm
+            | ProxyError::BadTarget(_)
+            | ProxyError::BadRequest(_)
+            | ProxyError::UnsupportedScheme(_)
+            | ProxyError::ConnectPortDenied(_)
+            | ProxyError::Denied(_)
+            | ProxyError::Loop(_)
+            | ProxyError::RevalidationFailed(_)
+            | ProxyError::Internal(_) => false,
+        }
+    }
+
     /// The `detail` of the `Cache-Status` on the page for this failure
     /// (RFC 9211 §2.8): a token naming what stopped the request.
     pub fn detail(&self) -> &'static str {
@@ -184,6 +213,35 @@ mod tests {
         assert_eq!(ProxyError::ConnectTimeout(h()).status(), 504);
         assert_eq!(ProxyError::ResponseTimeout(h()).status(), 504);
         assert_eq!(ProxyError::Dns(h()).side(), Side::Upstream);
+    }
+
+    #[test]
+    fn unreachable_origins_are_classified_by_variant() {
+        // RFC 9111 §4.2.4: failures to reach or hear from the origin, a name
+        // that does not resolve included; never the client's or our own.
+        let h = || "example.com:80".to_owned();
+        for unreachable in [
+            ProxyError::Dns(h()),
+            ProxyError::ConnectRefused(h()),
+            ProxyError::ConnectFailed(h(), "network unreachable".into()),
+            ProxyError::ConnectTimeout(h()),
+            ProxyError::ResponseTimeout(h()),
+            ProxyError::UpstreamReset(h()),
+        ] {
+            assert!(unreachable.is_unreachable(), "{unreachable:?}");
+            assert_eq!(unreachable.side(), Side::Upstream);
+        }
+        for reached in [
+            ProxyError::OriginForm,
+            ProxyError::BadRequest("x".into()),
+            ProxyError::BadTarget("x".into()),
+            ProxyError::Denied("rule".into()),
+            ProxyError::Loop("cachalot".into()),
+            ProxyError::RevalidationFailed(h()),
+            ProxyError::Internal("x".into()),
+        ] {
+            assert!(!reached.is_unreachable(), "{reached:?}");
+        }
     }
 
     #[test]

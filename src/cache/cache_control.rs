@@ -112,6 +112,8 @@ pub struct CacheControl {
     pub public: bool,
     /// `must-revalidate` (RFC 9111 §5.2.2.2).
     pub must_revalidate: bool,
+    /// `must-understand` (RFC 9111 §5.2.2.3).
+    pub must_understand: bool,
     /// `proxy-revalidate` (RFC 9111 §5.2.2.8).
     pub proxy_revalidate: bool,
     /// `immutable` (RFC 8246 §2).
@@ -154,6 +156,7 @@ impl CacheControl {
             "private" => self.private.merge(field_directive(arg)),
             "public" => self.public = true,
             "must-revalidate" => self.must_revalidate = true,
+            "must-understand" => self.must_understand = true,
             "proxy-revalidate" => self.proxy_revalidate = true,
             "immutable" => self.immutable = true,
             "no-transform" => self.no_transform = true,

@@ -170,3 +170,14 @@ fn rfc9111_5_4_pragma_no_cache() {
     )));
     assert!(!request_no_cache(&HeaderMap::new()));
 }
+
+// RFC 9111 §5.2.2.3: must-understand is parsed, in any case, alone or with
+// an (ignored) argument.
+#[test]
+fn rfc9111_5_2_2_3_must_understand_parsed() {
+    assert!(cc(&["must-understand, no-store"]).must_understand);
+    assert!(cc(&["no-store", "Must-Understand"]).must_understand);
+    assert!(cc(&["must-understand=1"]).must_understand);
+    assert!(!cc(&["must-understandable, no-store"]).must_understand);
+    assert!(!cc(&["no-store"]).must_understand);
+}

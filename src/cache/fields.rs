@@ -12,8 +12,57 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 /// For a field sent several times the first line wins (RFC 9111 §4.2.1: "the
 /// first occurrence should be used").
 pub fn http_date(headers: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {
-    let value = headers.get(name)?.to_str().ok()?;
-    httpdate::parse_http_date(value.trim()).ok()
+    parse_http_date(headers.get(name)?.to_str().ok()?)
+}
+
+/// Parses an HTTP-date in any of its three forms (RFC 9110 §5.6.7):
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the obsolete RFC 850 form
+/// (`Sunday, 06-Nov-94 08:49:37 GMT`) and ANSI C's `asctime()` form
+/// (`Sun Nov  6 08:49:37 1994`).
+///
+/// Day names, month names and `GMT` are accepted in any letter case: RFC
+/// 9110 §5.6.7 makes them case-sensitive, but a recipient that rejects
+/// `sun, 06 nov 1994 ... gmt` only turns a usable date into "invalid" (an
+/// `Expires` would then mean "already expired", RFC 9111 §5.3), so we
+/// normalize the case first. Surrounding whitespace is ignored; the day name
+/// must still agree with the date.
+pub fn parse_http_date(text: &str) -> Option<SystemTime> {
+    let text = text.trim();
+    if !text.is_ascii() {
+        return None;
+    }
+    httpdate::parse_http_date(&canonical_case(text)).ok()
+}
+
+/// Rewrites each run of letters as the HTTP-date grammar spells it: `GMT` in
+/// capitals, names with one leading capital (`Sun`, `Sunday`, `Nov`).
+fn canonical_case(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.eq_ignore_ascii_case("gmt") {
+            out.push_str("GMT");
+        } else {
+            for (i, c) in word.chars().enumerate() {
+                out.push(if i == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                });
+            }
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphabetic() {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 /// Whole seconds since the Unix epoch, so that two instants can be compared at
@@ -85,61 +134,5 @@ pub fn ascii_value(text: String, fallback: &'static str) -> HeaderValue {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    // RFC 9110 §5.6.7: all three date formats are accepted.
-    #[test]
-    fn rfc9110_5_6_7_parses_the_three_date_formats() {
-        let want = UNIX_EPOCH + Duration::from_secs(784_111_777);
-        for text in [
-            "Sun, 06 Nov 1994 08:49:37 GMT",
-            "Sunday, 06-Nov-94 08:49:37 GMT",
-            "Sun Nov  6 08:49:37 1994",
-        ] {
-            let mut h = HeaderMap::new();
-            h.insert(header::DATE, HeaderValue::from_static(text));
-            assert_eq!(http_date(&h, &header::DATE), Some(want), "{text}");
-        }
-    }
-
-    // RFC 9110 §5.6.7: garbage, "0" and non-UTF-8 are not dates.
-    #[test]
-    fn rfc9110_5_6_7_invalid_dates_are_none() {
-        for raw in [&b"0"[..], b"", b"yesterday", b"\xff\xfe"] {
-            let mut h = HeaderMap::new();
-            h.insert(header::EXPIRES, HeaderValue::from_bytes(raw).unwrap());
-            assert_eq!(http_date(&h, &header::EXPIRES), None);
-        }
-        assert_eq!(http_date(&HeaderMap::new(), &header::EXPIRES), None);
-    }
-
-    // RFC 9110 §7.6.1: fields named by Connection are hop-by-hop too.
-    #[test]
-    fn rfc9110_7_6_1_connection_named_fields_are_hop_by_hop() {
-        let mut h = HeaderMap::new();
-        h.append(header::CONNECTION, HeaderValue::from_static("X-Foo, close"));
-        h.append(header::CONNECTION, HeaderValue::from_static(" x-bar ,"));
-        let names = hop_by_hop_names(&h);
-        for want in ["x-foo", "close", "x-bar", "transfer-encoding", "keep-alive"] {
-            assert!(names.iter().any(|n| n == want), "{want}");
-        }
-    }
-
-    // RFC 9110 §5.6.1: digits only; overflow saturates instead of panicking.
-    #[test]
-    fn rfc9110_5_6_1_decimal() {
-        assert_eq!(decimal("0042"), Some(42));
-        assert_eq!(decimal("99999999999999999999999"), Some(u64::MAX));
-        for bad in ["", "+1", "-1", " 1", "1.0", "1e3", "٣"] {
-            assert_eq!(decimal(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn unix_secs_before_epoch_is_zero() {
-        assert_eq!(unix_secs(UNIX_EPOCH - Duration::from_secs(5)), 0);
-        assert_eq!(unix_secs(UNIX_EPOCH + Duration::from_millis(2500)), 2);
-    }
-}
+#[path = "fields_tests.rs"]
+mod tests;

@@ -87,7 +87,31 @@ impl Ctx<'_> {
         fwd_status: Option<u16>,
         exchange: &mut Exchange,
     ) -> Result<Response<Body>, ProxyError> {
+        self.serve_with_ttl(parts, entry, outcome, fwd_status, false, exchange)
+            .await
+    }
+
+    /// [`Ctx::serve`], with the entry's remaining freshness (`ttl`, RFC 9211
+    /// §2.4) in its `Cache-Status` when `show_ttl`.
+    pub(super) async fn serve_with_ttl(
+        &self,
+        parts: request::Parts,
+        entry: &Entry,
+        outcome: Outcome,
+        fwd_status: Option<u16>,
+        show_ttl: bool,
+        exchange: &mut Exchange,
+    ) -> Result<Response<Body>, ProxyError> {
         let age = policy::current_age(&entry.headers, &entry.times, SystemTime::now());
+        let ttl = show_ttl.then(|| {
+            let lifetime = policy::freshness_lifetime(
+                entry.status,
+                &entry.headers,
+                entry.times.response_time,
+                &self.policy,
+            );
+            policy::cache_status_ttl(lifetime, age)
+        });
         match serve::from_entry(entry, &parts.method, &parts.headers, age) {
             Served::PassThrough => {
                 let copy = parts;
@@ -109,7 +133,7 @@ impl Ctx<'_> {
                         .headers_mut()
                         .append(http::header::VIA, self.shared.via.clone());
                 }
-                self.mark(&mut response, outcome, fwd_status, false);
+                self.mark_with_ttl(&mut response, outcome, fwd_status, ttl);
                 Ok(response)
             }
         }
@@ -129,6 +153,42 @@ impl Ctx<'_> {
             return;
         }
         let value = outcome.cache_status(self.name(), fwd, stored);
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(CACHE_STATUS.clone(), value);
+        }
+    }
+
+    /// [`Ctx::mark`] with a `detail` parameter (RFC 9211 §2.8) when given.
+    pub(super) fn mark_with_detail(
+        &self,
+        response: &mut Response<Body>,
+        outcome: Outcome,
+        fwd: Option<u16>,
+        stored: bool,
+        detail: Option<&str>,
+    ) {
+        let Some(detail) = detail else {
+            return self.mark(response, outcome, fwd, stored);
+        };
+        let mut value = outcome.cache_status(self.name(), fwd, stored);
+        value.push_str("; detail=");
+        value.push_str(detail);
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(CACHE_STATUS.clone(), value);
+        }
+    }
+
+    fn mark_with_ttl(
+        &self,
+        response: &mut Response<Body>,
+        outcome: Outcome,
+        fwd: Option<u16>,
+        ttl: Option<i64>,
+    ) {
+        if ttl.is_none() {
+            return self.mark(response, outcome, fwd, false);
+        }
+        let value = outcome.cache_status_with(self.name(), fwd, false, ttl);
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().append(CACHE_STATUS.clone(), value);
         }
@@ -230,6 +290,31 @@ impl Ctx<'_> {
                     let failed = Some(error.status().as_u16());
                     return self
                         .serve(parts, &entry, Outcome::RefreshFailOld, failed, exchange)
+                        .await;
+                }
+                // RFC 9111 §4.2.4: no answer at all (a name that does not
+                // resolve included) is a disconnected cache, which may serve
+                // stale within cache.max_stale unless a directive forbids it.
+                if error.is_unreachable()
+                    && policy::stale_on_unreachable_allows(
+                        &parts.headers,
+                        &entry.headers,
+                        lifetime,
+                        age,
+                        &self.policy,
+                    )
+                {
+                    tracing::debug!(url = %self.url, "origin unreachable, serving stale: {error}");
+                    exchange.error = Some(error.to_string());
+                    return self
+                        .serve_with_ttl(
+                            parts,
+                            &entry,
+                            Outcome::UnreachableStale,
+                            None,
+                            true,
+                            exchange,
+                        )
                         .await;
                 }
                 exchange.result = Outcome::RefreshFailErr.squid_code();

@@ -45,6 +45,23 @@ pub fn invalidation_targets(request_uri: &Uri, resp_headers: &HeaderMap) -> Vec<
     targets
 }
 
+/// Whether the response's `Content-Location` (its first line) identifies the
+/// request URI itself (RFC 9110 §8.7): the reference, resolved against the
+/// request URI (RFC 3986 §5.2, fragment dropped), has the same cache key.
+pub fn content_location_is_request_uri(request_uri: &Uri, resp_headers: &HeaderMap) -> bool {
+    let Some(base) = Base::of(request_uri) else {
+        return false;
+    };
+    let Some(reference) = resp_headers
+        .get(header::CONTENT_LOCATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let resolved = base.resolve(reference).and_then(|uri| cache_key(&uri));
+    resolved.is_some() && resolved == cache_key(request_uri)
+}
+
 /// (lower-cased scheme, lower-cased host, effective port) of an absolute URI
 /// (RFC 9110 §4.3.1); `None` when any part is missing or invalid.
 fn origin(uri: &Uri) -> Option<(String, String, u16)> {

@@ -109,3 +109,28 @@ fn rfc9111_4_4_garbage_is_ignored() {
         ["/relative"]
     );
 }
+
+// RFC 9110 §8.7, RFC 3986 §5.2: a Content-Location naming the request URI,
+// absolute or relative, in any spelling of the same cache key.
+#[test]
+fn rfc9110_8_7_content_location_is_request_uri() {
+    let names = |request: &str, location: &str| {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_LOCATION,
+            HeaderValue::from_str(location).unwrap(),
+        );
+        content_location_is_request_uri(&uri(request), &h)
+    };
+    let r = "http://example.com/a/form?x=1";
+    assert!(names(r, "http://example.com/a/form?x=1"));
+    assert!(names(r, "HTTP://EXAMPLE.com:80/a/form?x=1"));
+    assert!(names(r, "/a/form?x=1"));
+    assert!(names(r, "form?x=1"));
+    assert!(names(r, "./form?x=1#top"));
+    assert!(!names(r, "/a/form"));
+    assert!(!names(r, "/a/form?x=2"));
+    assert!(!names(r, "http://other.example/a/form?x=1"));
+    assert!(!names(r, "/A/form?x=1"));
+    assert!(!content_location_is_request_uri(&uri(r), &HeaderMap::new()));
+}

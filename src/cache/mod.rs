@@ -47,7 +47,7 @@ use crate::config::Config;
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::forward::{self, Prepared, Route};
-use crate::http::body::{self, Body};
+use crate::http::body::{self, Body, ClientBody, ClientBodyWatch};
 use crate::http::target::Authority;
 use crate::shared::Shared;
 use crate::upstream::Connect;
@@ -125,8 +125,12 @@ pub async fn handle(
         connect,
         client: exchange.client.ip(),
     };
+    let has_body = !http_body::Body::is_end_stream(&incoming);
     let Some(url) = url else {
-        return origin::pass_through(shared, &route, parts, body::boxed(incoming), exchange).await;
+        let (body, watch) = client_body(shared, incoming).await?;
+        return origin::pass_through(shared, &route, parts, body, exchange)
+            .await
+            .map_err(|e| watch.blame(e));
     };
     let ctx = Ctx {
         shared,
@@ -138,23 +142,24 @@ pub async fn handle(
         policy: PolicyConfig {
             heuristic_fraction: shared.config.cache.heuristic_fraction,
             heuristic_max: shared.config.cache.heuristic_max,
+            max_stale: shared.config.cache.max_stale,
         },
     };
     let safe = parts.method == Method::GET || parts.method == Method::HEAD;
     if !safe {
-        return ctx.unsafe_method(parts, incoming, exchange).await;
-    }
-    if !http_body::Body::is_end_stream(&incoming) {
-        // A GET/HEAD with a body is unusual; do not cache what we cannot replay.
+        let (body, watch) = client_body(shared, incoming).await?;
         return ctx
-            .respond(
-                parts,
-                Outcome::Bypass,
-                None,
-                body::boxed(incoming),
-                exchange,
-            )
-            .await;
+            .unsafe_method(parts, body, exchange)
+            .await
+            .map_err(|e| watch.blame(e));
+    }
+    if has_body {
+        // A GET/HEAD with a body is unusual; do not cache what we cannot replay.
+        let (body, watch) = client_body(shared, incoming).await?;
+        return ctx
+            .respond(parts, Outcome::Bypass, None, body, exchange)
+            .await
+            .map_err(|e| watch.blame(e));
     }
     let request_cc = CacheControl::from_headers(&parts.headers);
     match cache.store.lookup(&ctx.url, &parts.headers).await {
@@ -170,4 +175,29 @@ pub async fn handle(
             ctx.fetch(parts, outcome, exchange).await
         }
     }
+}
+
+/// Readies a client's request body for the origin. The first frame is read
+/// before anything is forwarded, so that a body whose framing is broken
+/// from the start (a bad chunk-size digit, a chunk size that overflows: RFC
+/// 9112 §7.1) is answered 400 and the origin sees nothing. A client that
+/// sends nothing within `timeouts.client_header` is streamed as it comes.
+async fn client_body(
+    shared: &Shared,
+    mut incoming: Incoming,
+) -> Result<(Body, ClientBodyWatch), ProxyError> {
+    let mut first = None;
+    if !http_body::Body::is_end_stream(&incoming) {
+        let wait = shared.config.timeouts.client_header;
+        match tokio::time::timeout(wait, http_body_util::BodyExt::frame(&mut incoming)).await {
+            Ok(Some(Err(e))) => {
+                tracing::debug!("refusing a malformed request body: {e}");
+                return Err(ProxyError::BadRequest(body::MALFORMED_BODY.to_owned()));
+            }
+            Ok(Some(Ok(frame))) => first = Some(frame),
+            Ok(None) | Err(_) => {}
+        }
+    }
+    let (body, watch) = ClientBody::new(first, incoming);
+    Ok((body::boxed(body), watch))
 }

@@ -10,7 +10,6 @@ use http::header::{
     RANGE,
 };
 use http::{request, HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tokio::sync::watch;
 
 use super::coalesce::{self, LeaderGuard, Published, Role, SharedResponse};
@@ -317,16 +316,18 @@ impl Ctx<'_> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         let max = self.shared.config.cache.max_object_size.as_u64();
-        let storable = policy::storability(
+        let verdict = policy::storability(
             &Method::GET,
             &parts.headers,
             status,
             &head.headers,
             &self.policy,
-        )
-        .is_ok()
-            && vary_names.is_some()
-            && length.is_none_or(|n| n <= max);
+        );
+        let storable = verdict.is_ok() && vary_names.is_some() && length.is_none_or(|n| n <= max);
+        let cookie_detail = policy::set_cookie_detail(&head.headers, verdict, storable);
+        if let Some(detail) = cookie_detail {
+            tracing::debug!(url = %self.url, "Set-Cookie not cached ({detail}): never replayed to another client");
+        }
         forward::finish(self.shared, &mut head);
         let not_modified =
             policy::client_conditional(&parts.method, &parts.headers, &stored_headers, None)
@@ -387,7 +388,13 @@ impl Ctx<'_> {
             response.headers_mut().remove(CONTENT_LENGTH);
             *response.body_mut() = empty();
         }
-        self.mark(&mut response, outcome, Some(status.as_u16()), storable);
+        self.mark_with_detail(
+            &mut response,
+            outcome,
+            Some(status.as_u16()),
+            storable,
+            cookie_detail,
+        );
         Ok(response)
     }
 
@@ -434,31 +441,48 @@ impl Ctx<'_> {
     }
 
     /// POST, PUT, DELETE, PATCH and unknown methods: forward with the body,
-    /// then invalidate what a successful answer may have changed (§4.4).
+    /// then invalidate what a successful answer may have changed (§4.4). A
+    /// POST response that names itself (explicit freshness, Content-Location
+    /// equal to the request URI) is then stored as the response to a GET of
+    /// the URI (RFC 9110 §9.3.3, RFC 9111 §2), when a GET's would be.
     pub(super) async fn unsafe_method(
         &self,
         parts: request::Parts,
-        incoming: Incoming,
+        body: Body,
         exchange: &mut Exchange,
     ) -> Result<Response<Body>, ProxyError> {
         let method = parts.method.clone();
         let uri = self.target.clone();
-        let response = self
-            .respond(
-                parts,
-                Outcome::Bypass,
-                None,
-                body::boxed(incoming),
-                exchange,
-            )
-            .await?;
-        if policy::invalidates(&method, response.status()) {
+        // The head a later GET of the URI would have sent: the request
+        // fields that select its variant, without conditionals.
+        let as_get = (method == Method::POST).then(|| upstream_copy(&parts, Method::GET));
+        exchange.result = Outcome::Bypass.squid_code();
+        let request_time = SystemTime::now();
+        let response = forward::send(self.shared, &self.route, parts, body, exchange).await?;
+        let status = response.status();
+        if policy::invalidates(&method, status) {
             for target in policy::invalidation_targets(&uri, response.headers()) {
                 if let Some(url) = key::cache_key(&target) {
                     self.cache.store.invalidate(&url);
                 }
             }
         }
+        if let Some(as_get) = as_get {
+            if policy::post_stores_as_get(&method, &uri, response.headers()) {
+                return self.answer_from_origin(
+                    as_get,
+                    response,
+                    request_time,
+                    Outcome::Bypass,
+                    None,
+                    exchange,
+                );
+            }
+        }
+        let (mut head, incoming) = response.into_parts();
+        forward::finish(self.shared, &mut head);
+        let mut response = Response::from_parts(head, body::boxed(incoming));
+        self.mark(&mut response, Outcome::Bypass, Some(status.as_u16()), false);
         Ok(response)
     }
 }

@@ -27,6 +27,9 @@ pub enum Outcome {
     RefreshFailOld,
     /// Revalidation failed and the error was passed on.
     RefreshFailErr,
+    /// Revalidation could not reach the origin (no answer at all); stale
+    /// content served within `cache.max_stale` (RFC 9111 §4.2.4).
+    UnreachableStale,
     /// The client asked for revalidation (no-cache, max-age=0...).
     ClientRefresh,
     /// Not a cacheable request (method, Range...): forwarded as is.
@@ -50,6 +53,7 @@ impl Outcome {
             Outcome::RefreshModified => "refresh_modified",
             Outcome::RefreshFailOld => "refresh_fail_old",
             Outcome::RefreshFailErr => "refresh_fail_err",
+            Outcome::UnreachableStale => "unreachable_stale",
             Outcome::ClientRefresh => "client_refresh",
             Outcome::Bypass => "bypass",
             Outcome::OnlyIfCachedMiss => "only_if_cached_miss",
@@ -68,7 +72,7 @@ impl Outcome {
             }
             Outcome::RefreshUnmodified => "TCP_REFRESH_UNMODIFIED",
             Outcome::RefreshModified => "TCP_REFRESH_MODIFIED",
-            Outcome::RefreshFailOld => "TCP_REFRESH_FAIL_OLD",
+            Outcome::RefreshFailOld | Outcome::UnreachableStale => "TCP_REFRESH_FAIL_OLD",
             Outcome::RefreshFailErr => "TCP_REFRESH_FAIL_ERR",
             Outcome::ClientRefresh => "TCP_CLIENT_REFRESH_MISS",
         }
@@ -94,17 +98,43 @@ impl Outcome {
                 | Outcome::StaleWhileRevalidate
                 | Outcome::RefreshUnmodified
                 | Outcome::RefreshFailOld
+                | Outcome::UnreachableStale
         )
     }
 
     /// The `Cache-Status` member for this outcome (RFC 9211 §2):
     /// `<name>; hit` or `<name>; fwd=<reason>[; fwd-status=N][; stored]`.
     pub fn cache_status(self, name: &str, fwd_status: Option<u16>, stored: bool) -> String {
+        self.cache_status_with(name, fwd_status, stored, None)
+    }
+
+    /// [`Outcome::cache_status`] with the response's remaining freshness
+    /// (`ttl`, RFC 9211 §2.4; negative when stale) after `hit`.
+    pub fn cache_status_with(
+        self,
+        name: &str,
+        fwd_status: Option<u16>,
+        stored: bool,
+        ttl: Option<i64>,
+    ) -> String {
         let mut s = String::with_capacity(48);
         s.push_str(name);
+        let ttl_param = |s: &mut String| {
+            if let Some(ttl) = ttl {
+                s.push_str("; ttl=");
+                s.push_str(&ttl.to_string());
+            }
+        };
         let fwd = match self {
             Outcome::MemHit | Outcome::DiskHit | Outcome::NegativeHit | Outcome::ImsHit => {
                 s.push_str("; hit");
+                ttl_param(&mut s);
+                None
+            }
+            Outcome::UnreachableStale => {
+                s.push_str("; hit");
+                ttl_param(&mut s);
+                s.push_str("; detail=origin-unreachable");
                 None
             }
             Outcome::StaleWhileRevalidate => {
@@ -164,10 +194,32 @@ mod tests {
     }
 
     #[test]
+    fn stale_on_an_unreachable_origin_is_a_hit_with_a_negative_ttl() {
+        // RFC 9211 §2.1 (hit), §2.4 (ttl, negative when stale), §2.8 (detail).
+        assert_eq!(
+            Outcome::UnreachableStale.cache_status_with("cachalot", None, false, Some(-3600)),
+            "cachalot; hit; ttl=-3600; detail=origin-unreachable"
+        );
+        assert_eq!(
+            Outcome::MemHit.cache_status_with("c", None, false, Some(42)),
+            "c; hit; ttl=42"
+        );
+        assert_eq!(
+            Outcome::MemHit.cache_status_with("c", None, false, None),
+            Outcome::MemHit.cache_status("c", None, false)
+        );
+    }
+
+    #[test]
     fn squid_codes_match_squid_names() {
         assert_eq!(Outcome::MemHit.squid_code(), "TCP_MEM_HIT");
         assert_eq!(Outcome::DiskHit.squid_code(), "TCP_HIT");
         assert_eq!(Outcome::RefreshFailOld.squid_code(), "TCP_REFRESH_FAIL_OLD");
+        assert_eq!(
+            Outcome::UnreachableStale.squid_code(),
+            "TCP_REFRESH_FAIL_OLD"
+        );
+        assert!(Outcome::UnreachableStale.is_hit());
         assert!(Outcome::RefreshUnmodified.is_hit());
         assert!(!Outcome::UriMiss.is_hit());
     }

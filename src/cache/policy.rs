@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, StatusCode};
+use http::{Method, StatusCode, Uri};
 
 use super::cache_control::{
     delta_seconds, request_no_cache_with, CacheControl, FieldDirective, DELTA_SECONDS_MAX,
@@ -14,7 +14,7 @@ use super::cache_control::{
 use super::fields::{hop_by_hop_names, http_date};
 use super::vary::vary_names;
 
-pub use super::invalidation::{invalidates, invalidation_targets};
+pub use super::invalidation::{content_location_is_request_uri, invalidates, invalidation_targets};
 pub use super::validation::{
     client_conditional, revalidation_headers, update_headers_from_304, validators_match_304,
     Conditional,
@@ -28,6 +28,9 @@ pub struct PolicyConfig {
     pub heuristic_fraction: f64,
     /// Upper bound of a heuristic freshness lifetime.
     pub heuristic_max: Duration,
+    /// How stale a stored response may be and still be served when the
+    /// origin cannot be reached (RFC 9111 §4.2.4); zero turns it off.
+    pub max_stale: Duration,
 }
 
 impl Default for PolicyConfig {
@@ -35,6 +38,7 @@ impl Default for PolicyConfig {
         Self {
             heuristic_fraction: 0.1,
             heuristic_max: Duration::from_secs(24 * 60 * 60),
+            max_stale: Duration::from_secs(7 * 24 * 60 * 60),
         }
     }
 }
@@ -64,6 +68,9 @@ pub enum NotStorable {
     NoFreshnessOrValidator,
     /// A 206 partial response: we store complete responses only.
     Partial,
+    /// `must-understand` on a status whose caching rules we do not
+    /// implement (RFC 9111 §5.2.2.3).
+    MustUnderstand,
 }
 
 impl NotStorable {
@@ -80,6 +87,7 @@ impl NotStorable {
             Self::VaryStar => "vary-star",
             Self::NoFreshnessOrValidator => "no-freshness-or-validator",
             Self::Partial => "partial",
+            Self::MustUnderstand => "must-understand",
         }
     }
 }
@@ -91,6 +99,32 @@ pub fn heuristically_cacheable(status: StatusCode) -> bool {
         status.as_u16(),
         200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
     )
+}
+
+/// Statuses whose caching rules this cache implements, for `must-understand`
+/// (RFC 9111 §5.2.2.3): the final statuses of RFC 9110 §15 whose meaning for
+/// a cache we know — the heuristically cacheable ones (§15.1), the
+/// redirections we store with explicit freshness (302, 303, 307) and the
+/// errors we store with explicit freshness and pass through otherwise.
+/// Unregistered or extension codes (e.g. 299, 418, 599) are not understood;
+/// 206 is understood but never stored (`NotStorable::Partial` decides first).
+pub fn understood_status(status: StatusCode) -> bool {
+    heuristically_cacheable(status)
+        || matches!(
+            status.as_u16(),
+            201..=203
+                | 205
+                | 206
+                | 302
+                | 303
+                | 305
+                | 307
+                | 400..=417
+                | 421..=422
+                | 426
+                | 500
+                | 502..=505
+        )
 }
 
 /// Whether a shared cache may store this response (RFC 9111 §3).
@@ -124,7 +158,13 @@ pub fn storability(
         return Err(NotStorable::RequestNoStore);
     }
     let cc = CacheControl::from_headers(resp_headers);
-    if cc.no_store {
+    // RFC 9111 §5.2.2.3: with must-understand, a cache that implements the
+    // status code's caching rules ignores no-store; one that does not
+    // implement them does not store.
+    if cc.must_understand && !understood_status(status) {
+        return Err(NotStorable::MustUnderstand);
+    }
+    if cc.no_store && !cc.must_understand {
         return Err(NotStorable::ResponseNoStore);
     }
     // RFC 9111 §3, §5.2.2.7: a shared cache must not store `private`
@@ -165,6 +205,48 @@ pub fn storability(
         return Err(NotStorable::NoFreshnessOrValidator);
     }
     Ok(())
+}
+
+/// Whether the response to a POST of `request_uri` may be stored as the
+/// response to a GET of that URI (RFC 9110 §9.3.3: "only cacheable when they
+/// include explicit freshness information and a Content-Location header
+/// field that has the same value as the POST's target URI"; RFC 9111 §2,
+/// §4.3.5 lets a cache reuse it for later GETs). The rest of `storability`
+/// (status, no-store, private, Vary ...) still applies, as for a GET.
+pub fn post_stores_as_get(method: &Method, request_uri: &Uri, resp_headers: &HeaderMap) -> bool {
+    method == Method::POST
+        && has_explicit_expiration(&CacheControl::from_headers(resp_headers), resp_headers)
+        && content_location_is_request_uri(request_uri, resp_headers)
+}
+
+/// Why a response's `Set-Cookie` did not go into the cache, as the `detail`
+/// of its `Cache-Status` (RFC 9211 §2.8), given what `storability` said and
+/// whether the response is `stored`.
+///
+/// A deliberate choice against the letter of RFC 9111 §3.1 (which lets a
+/// cache store `Set-Cookie` and says nothing against replaying it): for
+/// privacy, one client's cookie never reaches another. A shareable response
+/// (`public`, `s-maxage`, or naming the cookie in `private=`/`no-cache=`) is
+/// stored without its `Set-Cookie` (`set-cookie-withheld`); any other
+/// response setting a cookie is not stored at all (`set-cookie-not-shared`).
+/// `None` when the response sets no cookie, or was not stored for another
+/// reason.
+pub fn set_cookie_detail(
+    resp_headers: &HeaderMap,
+    verdict: Result<(), NotStorable>,
+    stored: bool,
+) -> Option<&'static str> {
+    match verdict {
+        Err(NotStorable::SetCookie) => Some("set-cookie-not-shared"),
+        Ok(())
+            if stored
+                && (resp_headers.contains_key("set-cookie")
+                    || resp_headers.contains_key("set-cookie2")) =>
+        {
+            Some("set-cookie-withheld")
+        }
+        _ => None,
+    }
 }
 
 /// The header fields to store for a response: all of them except
@@ -273,13 +355,10 @@ pub struct StoredTimes {
 
 /// The current age of a stored response, exactly as RFC 9111 §4.2.3 computes
 /// it. A missing or invalid `Date` gives an apparent age of 0; an invalid
-/// `Age` counts as 0; clocks going backwards saturate at 0.
+/// `Age` counts as 0 (see [`age_value`]); clocks going backwards saturate
+/// at 0.
 pub fn current_age(resp_headers: &HeaderMap, times: &StoredTimes, now: SystemTime) -> Duration {
-    let age_value = resp_headers
-        .get(header::AGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(delta_seconds)
-        .map_or(Duration::ZERO, Duration::from_secs);
+    let age_value = age_value(resp_headers).map_or(Duration::ZERO, Duration::from_secs);
     let apparent_age = http_date(resp_headers, &header::DATE)
         .map_or(Duration::ZERO, |date| elapsed(date, times.response_time));
     let response_delay = elapsed(times.request_time, times.response_time);
@@ -287,6 +366,19 @@ pub fn current_age(resp_headers: &HeaderMap, times: &StoredTimes, now: SystemTim
     let corrected_initial_age = apparent_age.max(corrected_age_value);
     let resident_time = elapsed(times.response_time, now);
     corrected_initial_age.saturating_add(resident_time)
+}
+
+/// The `Age` field's value in seconds (RFC 9111 §5.1). `Age` is a single
+/// delta-seconds, but a response may carry it as a list (`Age: 7200, 0`, or
+/// two `Age` lines, which RFC 9110 §5.3 combines into that list); like any
+/// field that should appear once, the first member is the one read (RFC
+/// 9111 §4.2.1 reads the first occurrence of a repeated field the same
+/// way). A first member that is not delta-seconds makes the field invalid:
+/// `None`, so it is ignored rather than guessed at. Huge values cap at 2^31.
+pub fn age_value(resp_headers: &HeaderMap) -> Option<u64> {
+    let first_line = resp_headers.get(header::AGE)?.to_str().ok()?;
+    let first_member = first_line.split(',').next()?;
+    delta_seconds(first_member)
 }
 
 /// `to − from`, or zero when `to` is earlier.
@@ -457,6 +549,75 @@ pub fn stale_if_error_allows(
         .any(|secs| staleness <= Duration::from_secs(secs))
 }
 
+/// Whether a stored response of this `lifetime` and `age` may be served
+/// stale because the origin cannot be reached (RFC 9111 §4.2.4: a cache may
+/// serve stale "when it is disconnected", unless an explicit directive
+/// prohibits it). The caller decides that the origin is unreachable (no
+/// response at all; an origin's 5xx is `stale_if_error_allows`'s business).
+///
+/// Allowed while the staleness is at most `cfg.max_stale` (zero: never),
+/// and never:
+/// - with `must-revalidate` (§5.2.2.2), `proxy-revalidate` (§5.2.2.8),
+///   `s-maxage` (§5.2.2.10, which implies proxy-revalidate for a shared
+///   cache) or an unqualified `no-cache` (§5.2.2.4) on the stored response;
+/// - when the request forbids it: `no-cache` or `Pragma: no-cache`
+///   (§5.2.1.4, §5.4), a `max-age` the response is older than (§5.2.1.1),
+///   any `min-fresh` (§5.2.1.3: a stale response is never fresh enough), a
+///   `max-stale=N` (§5.2.1.2) or `stale-if-error=N` (RFC 5861 §4) smaller
+///   than the staleness: the client's own bound is the tighter one.
+pub fn stale_on_unreachable_allows(
+    req_headers: &HeaderMap,
+    stored_headers: &HeaderMap,
+    lifetime: Duration,
+    age: Duration,
+    cfg: &PolicyConfig,
+) -> bool {
+    if cfg.max_stale.is_zero() {
+        return false;
+    }
+    let stored_cc = CacheControl::from_headers(stored_headers);
+    if no_stale_allowed(&stored_cc) || stored_cc.no_cache.is_all() {
+        return false;
+    }
+    let req_cc = CacheControl::from_headers(req_headers);
+    if request_no_cache_with(&req_cc, req_headers) || req_cc.min_fresh.is_some() {
+        return false;
+    }
+    if req_cc
+        .max_age
+        .is_some_and(|max_age| age > Duration::from_secs(max_age))
+    {
+        return false;
+    }
+    let staleness = age.saturating_sub(lifetime);
+    if req_cc.max_stale.is_some_and(|m| !m.accepts(staleness)) {
+        return false;
+    }
+    if req_cc
+        .stale_if_error
+        .is_some_and(|secs| staleness > Duration::from_secs(secs))
+    {
+        return false;
+    }
+    staleness <= cfg.max_stale
+}
+
+/// The `ttl` of a `Cache-Status` (RFC 9211 §2.4) for a response of this
+/// `lifetime` and `age`: its remaining freshness in whole seconds, negative
+/// once stale. A stale response never shows 0: staleness is rounded up.
+pub fn cache_status_ttl(lifetime: Duration, age: Duration) -> i64 {
+    if lifetime > age {
+        let left = lifetime.saturating_sub(age).as_secs();
+        return i64::try_from(left).unwrap_or(i64::MAX);
+    }
+    let stale = age.saturating_sub(lifetime);
+    let secs = stale
+        .as_secs()
+        .saturating_add(u64::from(stale.subsec_nanos() > 0))
+        .max(1);
+    i64::try_from(secs).map_or(i64::MIN, |s| -s)
+}
+
 /// Whether a stored response must never be served stale: `must-revalidate`,
 /// `proxy-revalidate` or `s-maxage` (which implies proxy-revalidate for a
 /// shared cache, RFC 9111 §5.2.2.10).
@@ -471,3 +632,7 @@ fn no_stale_allowed(cc: &CacheControl) -> bool {
 #[cfg(test)]
 #[path = "policy_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "policy_stale_tests.rs"]
+mod stale_tests;

@@ -134,6 +134,94 @@ fn rfc9111_5_2_no_store() {
     );
 }
 
+// RFC 9111 §5.2.2.3: must-understand makes a cache that implements the
+// status code's caching rules ignore no-store; for a status whose rules it
+// does not implement, it does not store.
+#[test]
+fn rfc9111_5_2_2_3_must_understand() {
+    let mu = [("cache-control", "must-understand, no-store, max-age=3600")];
+    for status in [200, 203, 204, 301, 302, 307, 308, 404, 410, 501] {
+        assert_eq!(store(&[], status, &mu), Ok(()), "{status}");
+    }
+    for status in [299, 418, 499, 599] {
+        assert_eq!(
+            store(&[], status, &mu),
+            Err(NotStorable::MustUnderstand),
+            "{status}"
+        );
+    }
+    // Even without no-store, an unknown status is not stored.
+    assert_eq!(
+        store(
+            &[],
+            299,
+            &[("cache-control", "must-understand, max-age=60")]
+        ),
+        Err(NotStorable::MustUnderstand)
+    );
+    // Case-insensitive directive names (RFC 9111 §5.2).
+    assert_eq!(
+        store(
+            &[],
+            200,
+            &[("cache-control", "MUST-UNDERSTAND, No-Store, max-age=60")]
+        ),
+        Ok(())
+    );
+    // Without must-understand, no-store wins as before.
+    assert_eq!(
+        store(&[], 200, &[("cache-control", "no-store, max-age=60")]),
+        Err(NotStorable::ResponseNoStore)
+    );
+    // The other rules still apply: a request no-store, or no freshness.
+    assert_eq!(
+        store(&[("cache-control", "no-store")], 200, &mu),
+        Err(NotStorable::RequestNoStore)
+    );
+    assert_eq!(
+        store(&[], 500, &[("cache-control", "must-understand, no-store")]),
+        Err(NotStorable::Status)
+    );
+    assert!(understood_status(StatusCode::OK));
+    assert!(!understood_status(StatusCode::from_u16(299).unwrap()));
+}
+
+// RFC 9110 §9.3.3, RFC 9111 §2: a POST response with explicit freshness and
+// a Content-Location equal to the request URI is stored as the response to
+// a GET of that URI; anything less is not.
+#[test]
+fn rfc9110_9_3_3_post_with_content_location_stores_as_get() {
+    let target: Uri = "http://example.com/submit".parse().unwrap();
+    let post =
+        |method: Method, resp: &[(&str, &str)]| post_stores_as_get(&method, &target, &map(resp));
+    let here = ("content-location", "/submit");
+    assert!(post(Method::POST, &[("cache-control", "max-age=60"), here]));
+    assert!(post(
+        Method::POST,
+        &[("cache-control", "s-maxage=60"), here]
+    ));
+    assert!(post(Method::POST, &[("expires", &date(60)), here]));
+    assert!(post(
+        Method::POST,
+        &[
+            ("cache-control", "max-age=60"),
+            ("content-location", "http://example.com/submit")
+        ]
+    ));
+    // No explicit freshness, another URI, no Content-Location, or not POST.
+    assert!(!post(Method::POST, &[here]));
+    assert!(!post(Method::POST, &[("last-modified", &date(-60)), here]));
+    assert!(!post(
+        Method::POST,
+        &[
+            ("cache-control", "max-age=60"),
+            ("content-location", "/other")
+        ]
+    ));
+    assert!(!post(Method::POST, &[("cache-control", "max-age=60")]));
+    assert!(!post(Method::PUT, &[("cache-control", "max-age=60"), here]));
+}
+
 // RFC 9111 §5.2.2.7: unqualified private is not stored by a shared cache;
 // the qualified form is.
 #[test]
@@ -200,6 +288,45 @@ fn rfc9111_3_set_cookie() {
             "{cc}"
         );
     }
+}
+
+// RFC 9111 §3.1 (and our privacy choice against its letter): the reason a
+// Set-Cookie was not cached is named in Cache-Status's detail (RFC 9211 §2.8).
+#[test]
+fn rfc9111_3_1_set_cookie_reason_is_named() {
+    let cookie = map(&[("set-cookie", "s=1"), ("cache-control", "max-age=60")]);
+    let verdict = |resp: &HeaderMap| {
+        storability(
+            &Method::GET,
+            &HeaderMap::new(),
+            StatusCode::OK,
+            resp,
+            &PolicyConfig::default(),
+        )
+    };
+    assert_eq!(verdict(&cookie), Err(NotStorable::SetCookie));
+    assert_eq!(
+        set_cookie_detail(&cookie, verdict(&cookie), false),
+        Some("set-cookie-not-shared")
+    );
+    let public = map(&[
+        ("set-cookie", "s=1"),
+        ("cache-control", "public, max-age=60"),
+    ]);
+    assert_eq!(verdict(&public), Ok(()));
+    assert_eq!(
+        set_cookie_detail(&public, verdict(&public), true),
+        Some("set-cookie-withheld")
+    );
+    assert!(headers_to_store(&public).get("set-cookie").is_none());
+    // Not stored for another reason (too large), or no cookie: no detail.
+    assert_eq!(set_cookie_detail(&public, Ok(()), false), None);
+    let plain = map(&[("cache-control", "max-age=60")]);
+    assert_eq!(set_cookie_detail(&plain, Ok(()), true), None);
+    assert_eq!(
+        set_cookie_detail(&plain, Err(NotStorable::ResponseNoStore), false),
+        None
+    );
 }
 
 // RFC 9111 §4.1: Vary: * is never stored.
@@ -340,6 +467,73 @@ fn rfc9111_5_3_expires_edge_cases() {
     );
 }
 
+// RFC 9111 §5.3 with RFC 9110 §5.6.7: Expires is understood in all three
+// HTTP-date forms and in any letter case; an unparseable one still means
+// "already expired".
+#[test]
+fn rfc9111_5_3_expires_in_every_date_form() {
+    assert_eq!(date(0), "Sun, 09 Sep 2001 01:46:40 GMT");
+    for expires in [
+        "Sun, 09 Sep 2001 01:51:40 GMT",
+        "sun, 09 sep 2001 01:51:40 gmt",
+        "Sunday, 09-Sep-01 01:51:40 GMT",
+        "SUNDAY, 09-SEP-01 01:51:40 GMT",
+        "Sun Sep  9 01:51:40 2001",
+        "sun sep  9 01:51:40 2001",
+    ] {
+        let resp = [
+            ("expires", expires),
+            ("date", "sunday, 09-sep-01 01:46:40 GMT"),
+        ];
+        assert_eq!(lifetime(200, &resp), secs(300), "{expires}");
+    }
+    for garbage in ["Sun, 09 Sep 2001 01:51:40 EST", "tomorrow", "-1"] {
+        let resp = [
+            ("expires", garbage),
+            ("date", "Sun, 09 Sep 2001 01:46:40 GMT"),
+        ];
+        assert_eq!(lifetime(200, &resp), Duration::ZERO, "{garbage}");
+    }
+}
+
+// RFC 9111 §5.1, §4.2.3: an Age sent as a list (one line or two) is read by
+// its first member; a non-numeric Age is ignored.
+#[test]
+fn rfc9111_5_1_age_list_first_member() {
+    let age = |lines: &[&str]| {
+        let pairs: Vec<(&str, &str)> = lines.iter().map(|l| ("age", *l)).collect();
+        age_value(&map(&pairs))
+    };
+    assert_eq!(age(&["7200, 0"]), Some(7200));
+    assert_eq!(age(&["0, 7200"]), Some(0));
+    assert_eq!(age(&[" 7200 ,0"]), Some(7200));
+    assert_eq!(age(&["7200", "0"]), Some(7200));
+    assert_eq!(age(&["0", "7200"]), Some(0));
+    for bad in ["", ",", "abc", "abc, 7200", "-5", "1.5", "7200 0", "0x10"] {
+        assert_eq!(age(&[bad]), None, "{bad:?}");
+    }
+    assert_eq!(age(&["99999999999999999999999, 1"]), Some(1 << 31));
+    // The first member decides freshness: stale with 7200 first, fresh with 0.
+    let stale = [("cache-control", "max-age=3600"), ("age", "7200, 0")];
+    assert_eq!(
+        eval(&[], &stale, 0),
+        Verdict::Revalidate(RevalidateReason::Stale)
+    );
+    let fresh = [("cache-control", "max-age=3600"), ("age", "0, 7200")];
+    assert_eq!(eval(&[], &fresh, 0), Verdict::Fresh);
+    let two_lines = [
+        ("cache-control", "max-age=3600"),
+        ("age", "7200"),
+        ("age", "0"),
+    ];
+    assert_eq!(
+        eval(&[], &two_lines, 0),
+        Verdict::Revalidate(RevalidateReason::Stale)
+    );
+    let junk = [("cache-control", "max-age=3600"), ("age", "soon, 7200")];
+    assert_eq!(eval(&[], &junk, 0), Verdict::Fresh);
+}
+
 // RFC 9111 §4.2.2: heuristic freshness and its limits.
 #[test]
 fn rfc9111_4_2_2_heuristic() {
@@ -399,6 +593,7 @@ fn rfc9111_4_2_2_heuristic_config() {
         let cfg = PolicyConfig {
             heuristic_fraction: fraction,
             heuristic_max: secs(max),
+            ..PolicyConfig::default()
         };
         freshness_lifetime(StatusCode::OK, &resp, at(0), &cfg)
     };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::Method;
 
-use super::fields::{ascii_value, decimal, http_date, is_tchar};
+use super::fields::{ascii_value, decimal, http_date, is_tchar, parse_http_date};
 use super::validation::EntityTag;
 
 /// How to answer a request that may carry `Range`.
@@ -108,10 +108,7 @@ fn if_range_matches(if_range: &HeaderValue, stored: &HeaderMap) -> bool {
             _ => false,
         };
     }
-    let wanted = if_range
-        .to_str()
-        .ok()
-        .and_then(|text| httpdate::parse_http_date(text.trim()).ok());
+    let wanted = if_range.to_str().ok().and_then(parse_http_date);
     let last_modified = http_date(stored, &header::LAST_MODIFIED);
     let date = http_date(stored, &header::DATE);
     match (wanted, last_modified, date) {

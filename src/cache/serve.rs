@@ -4,14 +4,13 @@
 
 use std::time::Duration;
 
-use http::header::{CONTENT_LENGTH, CONTENT_RANGE, DATE};
+use http::header::{CONTENT_LENGTH, CONTENT_RANGE};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 
 use super::entry::Entry;
-use super::fields::http_date;
 use super::policy::age_header_value;
 use super::range::{content_range_value, evaluate_range, unsatisfied_range_value, RangeVerdict};
-use super::validation::{client_conditional, Conditional};
+use super::validation::{client_conditional, last_modified_stand_in, Conditional};
 use crate::http::body::{empty, full, Body};
 
 /// The answer built from a stored entry.
@@ -26,10 +25,17 @@ pub enum Served {
 }
 
 /// Answers `method` + `request` headers from `entry`, which is `age` old.
+///
+/// A client's conditional is evaluated against the entry (RFC 9111 §4.3.2):
+/// `If-None-Match` against its `ETag`; `If-Modified-Since` against its
+/// `Last-Modified`, or without one against its `Date` (or the time it was
+/// received), so a fresh entry not modified since answers 304.
 pub fn from_entry(entry: &Entry, method: &Method, request: &HeaderMap, age: Duration) -> Served {
     let len = entry.body.len() as u64;
-    let date = http_date(&entry.headers, &DATE);
-    if client_conditional(method, request, &entry.headers, date) == Conditional::NotModified {
+    let stand_in = last_modified_stand_in(&entry.headers, entry.times.response_time);
+    if client_conditional(method, request, &entry.headers, Some(stand_in))
+        == Conditional::NotModified
+    {
         // RFC 9110 §15.4.5: a 304 carries the fields a 200 would, minus content.
         let mut headers = entry.headers.clone();
         headers.remove(CONTENT_LENGTH);
@@ -76,3 +82,7 @@ fn build(status: StatusCode, mut headers: HeaderMap, age: Duration, body: Body) 
     *response.headers_mut() = headers;
     response
 }
+
+#[cfg(test)]
+#[path = "serve_tests.rs"]
+mod tests;

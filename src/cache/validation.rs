@@ -241,6 +241,13 @@ pub fn client_conditional(
     }
 }
 
+/// What a client's `If-Modified-Since` is compared with when the stored
+/// response has no `Last-Modified` (RFC 9111 §4.3.2): its `Date`, or, with
+/// no valid `Date`, the time the response was received.
+pub fn last_modified_stand_in(stored_headers: &HeaderMap, response_time: SystemTime) -> SystemTime {
+    http_date(stored_headers, &header::DATE).unwrap_or(response_time)
+}
+
 fn trim(value: &[u8]) -> &[u8] {
     let start = value
         .iter()

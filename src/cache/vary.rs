@@ -39,6 +39,12 @@ pub fn vary_names(resp_headers: &HeaderMap) -> Option<Vec<String>> {
 /// values never collide. Commas inside quoted strings are normalized like any
 /// other comma, which at worst merges values that differ only in that
 /// whitespace.
+///
+/// The content-negotiation lists `Accept`, `Accept-Charset`,
+/// `Accept-Encoding` and `Accept-Language` are normalized further (see
+/// [`normalize_list`]): member order, letter case, whitespace, repeated
+/// members and a `q=1` weight do not change their meaning (RFC 9110
+/// §12.4.2, §12.5), so `en, fr` selects the same variant as `FR,EN`.
 pub fn secondary_key(names: &[String], req_headers: &HeaderMap) -> String {
     let mut sorted: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
     sorted.sort();
@@ -61,7 +67,12 @@ pub fn secondary_key(names: &[String], req_headers: &HeaderMap) -> String {
             joined.extend_from_slice(line.as_bytes());
         }
         key.push_str("\t=");
-        push_escaped(&mut key, &normalize(&joined));
+        let normalized = if NEGOTIATION_LISTS.contains(&name.as_str()) {
+            normalize_list(&joined)
+        } else {
+            normalize(&joined)
+        };
+        push_escaped(&mut key, &normalized);
         key.push('\n');
     }
     key
@@ -87,6 +98,80 @@ fn normalize(value: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Request fields whose value is a list of preferences (RFC 9110 §12.5).
+const NEGOTIATION_LISTS: [&str; 4] = [
+    "accept",
+    "accept-charset",
+    "accept-encoding",
+    "accept-language",
+];
+
+/// The canonical form of a preference list (RFC 9110 §12.4.2, §12.5): each
+/// member without whitespace (only optional whitespace may appear around
+/// `;` and `=`) and in lower case (language ranges, codings, charsets and
+/// media ranges are case-insensitive); a weight written as `q=1`, `q=1.0`
+/// or `Q=1.000` dropped (1 is the default) and any other weight in three
+/// decimals (`q=0.5` and `q=0.500` are the same); empty members dropped;
+/// the members sorted and deduplicated, joined with ",".
+///
+/// Sorting treats members of equal weight as equal preferences whatever
+/// their order, which RFC 9111 §4.1 lets a cache do; a server that breaks
+/// ties by order would see the first client's order.
+pub fn normalize_list(value: &[u8]) -> Vec<u8> {
+    let mut members: Vec<Vec<u8>> = value
+        .split(|b| *b == b',')
+        .map(normalize_member)
+        .filter(|m| !m.is_empty())
+        .collect();
+    members.sort();
+    members.dedup();
+    members.join(&b',')
+}
+
+fn normalize_member(member: &[u8]) -> Vec<u8> {
+    let compact: Vec<u8> = member
+        .iter()
+        .filter(|b| **b != b' ' && **b != b'\t')
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    let mut out = Vec::with_capacity(compact.len());
+    for (i, part) in compact.split(|b| *b == b';').enumerate() {
+        if i > 0 {
+            if let Some(weight) = part.strip_prefix(b"q=").and_then(qvalue) {
+                if weight == 1000 {
+                    continue;
+                }
+                out.extend_from_slice(format!(";q=0.{weight:03}").as_bytes());
+                continue;
+            }
+            out.push(b';');
+        }
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+/// A weight (RFC 9110 §12.4.2: `0[.ddd]` or `1[.000]`) in thousandths.
+fn qvalue(text: &[u8]) -> Option<u16> {
+    let (int, frac) = match text.iter().position(|b| *b == b'.') {
+        Some(dot) => (text.get(..dot)?, text.get(dot.saturating_add(1)..)?),
+        None => (text, &b""[..]),
+    };
+    if frac.len() > 3 || !frac.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut thousandths: u16 = 0;
+    for i in 0..3 {
+        let digit = frac.get(i).map_or(0, |d| u16::from(d.saturating_sub(b'0')));
+        thousandths = thousandths.saturating_mul(10).saturating_add(digit);
+    }
+    match int {
+        b"0" => Some(thousandths),
+        b"1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
 }
 
 fn push_escaped(out: &mut String, bytes: &[u8]) {

@@ -102,3 +102,68 @@ fn rfc9111_4_1_non_utf8_values_stay_distinct() {
     assert_ne!(a, b);
     assert_ne!(a, c);
 }
+
+// RFC 9111 §4.1 (normalizing values known to have identical semantics) with
+// RFC 9110 §12.4.2 and §12.5: preference lists match whatever their member
+// order, case, whitespace, repeats and `q=1` weights.
+#[test]
+fn rfc9111_4_1_negotiation_lists_are_normalized() {
+    for field in [
+        "accept-language",
+        "accept-encoding",
+        "accept",
+        "accept-charset",
+    ] {
+        let n = names(&[field]);
+        let key = |v: &'static [u8]| secondary_key(&n, &map(&[(field, v)]));
+        assert_eq!(key(b"en, fr"), key(b"fr, en"), "{field}");
+        assert_eq!(key(b"EN"), key(b"en"), "{field}");
+        assert_eq!(key(b"en,fr"), key(b" FR ,\ten "), "{field}");
+        assert_eq!(key(b"en, fr"), key(b"fr, en, fr"), "{field}");
+        assert_ne!(key(b"en"), key(b"fr"), "{field}");
+        assert_ne!(key(b"en"), key(b"en, fr"), "{field}");
+    }
+    let n = names(&["accept-language"]);
+    let key = |v: &'static [u8]| secondary_key(&n, &map(&[("accept-language", v)]));
+    // Weights: whitespace and case around them, trailing zeros, and q=1.
+    assert_eq!(key(b"en;q=0.5, fr"), key(b"FR, en ; Q=0.500"));
+    assert_eq!(key(b"en;q=1, fr;q=1.0"), key(b"fr, en"));
+    assert_ne!(key(b"en;q=0.5, fr"), key(b"en, fr;q=0.5"));
+    assert_ne!(key(b"en;q=0.5"), key(b"en"));
+    // Lines combine as one list (RFC 9110 §5.3).
+    let two_lines = secondary_key(
+        &n,
+        &map(&[("accept-language", b"fr"), ("accept-language", b"EN")]),
+    );
+    assert_eq!(two_lines, key(b"en, fr"));
+    // Absent and empty stay distinct.
+    assert_ne!(secondary_key(&n, &HeaderMap::new()), key(b""));
+    assert_eq!(key(b""), key(b" , "));
+    // Media ranges with parameters; an invalid weight is kept as written.
+    let a = names(&["accept"]);
+    let accept = |v: &'static [u8]| secondary_key(&a, &map(&[("accept", v)]));
+    assert_eq!(
+        accept(b"text/html;level=1, application/json;q=0.9"),
+        accept(b"Application/JSON; q=0.90, TEXT/HTML; level=1")
+    );
+    assert_ne!(accept(b"text/html;q=2"), accept(b"text/html"));
+    // Other fields keep their order and case.
+    let x = names(&["x-custom"]);
+    let custom = |v: &'static [u8]| secondary_key(&x, &map(&[("x-custom", v)]));
+    assert_ne!(custom(b"a, b"), custom(b"b, a"));
+    assert_ne!(custom(b"A"), custom(b"a"));
+}
+
+// RFC 9110 §12.4.2: weights in their valid forms only.
+#[test]
+fn rfc9110_12_4_2_qvalue() {
+    assert_eq!(qvalue(b"0"), Some(0));
+    assert_eq!(qvalue(b"0."), Some(0));
+    assert_eq!(qvalue(b"0.5"), Some(500));
+    assert_eq!(qvalue(b"0.123"), Some(123));
+    assert_eq!(qvalue(b"1"), Some(1000));
+    assert_eq!(qvalue(b"1.000"), Some(1000));
+    for bad in [&b"1.001"[..], b"2", b"0.1234", b"", b".5", b"0.5x", b"-0"] {
+        assert_eq!(qvalue(bad), None, "{bad:?}");
+    }
+}

@@ -138,6 +138,7 @@ mod tests {
             Outcome::RefreshModified,
             Outcome::RefreshFailOld,
             Outcome::RefreshFailErr,
+            Outcome::UnreachableStale,
             Outcome::ClientRefresh,
             Outcome::Bypass,
             Outcome::OnlyIfCachedMiss,

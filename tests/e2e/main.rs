@@ -13,6 +13,7 @@
 
 mod cache;
 mod coalesce;
+mod conformance;
 mod delivery;
 mod dns;
 mod dns_server;
