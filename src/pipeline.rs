@@ -301,7 +301,8 @@ async fn purge(
     let Target::Http { uri, .. } = target::classify(&Method::GET, request.uri())? else {
         return Err(ProxyError::BadTarget("PURGE needs an http:// URL".into()));
     };
-    let url = cache::key::cache_key(&uri).ok_or_else(|| ProxyError::BadTarget(uri.to_string()))?;
+    let url = cache::policy::key::cache_key(&uri)
+        .ok_or_else(|| ProxyError::BadTarget(uri.to_string()))?;
     let found = proxy.cache.store.purge(&url).await;
     exchange.result = "NONE_NONE";
     let (status, detail) = if found {

@@ -13,7 +13,7 @@ use crate::access_log::AccessLog;
 use crate::acl::Rules;
 use crate::anonymize::Privacy;
 use crate::auth::Auth;
-use crate::cache::disk::DiskError;
+use crate::cache::store::disk::DiskError;
 use crate::cache::Cache;
 use crate::config::{Config, ConfigErrors};
 use crate::dns::Resolver;

@@ -7,15 +7,15 @@ use std::time::SystemTime;
 
 use http::{request, HeaderValue, Method, Response, StatusCode};
 
-use super::cache_control::CacheControl;
-use super::coalesce::{Published, Role};
-use super::entry::Entry;
-use super::origin::{upstream_copy, Joined, Revalidated};
-use super::outcome::Outcome;
-use super::policy::{self, Verdict};
-use super::serve::{self, Served};
-use super::store::{Found, Tier};
-use super::{Ctx, CACHE_STATUS};
+use crate::cache::flight::coalesce::{Published, Role};
+use crate::cache::miss::{upstream_copy, Joined, Revalidated};
+use crate::cache::outcome::Outcome;
+use crate::cache::policy::cache_control::CacheControl;
+use crate::cache::policy::serve::{self, Served};
+use crate::cache::policy::{self, Verdict};
+use crate::cache::store::record::Entry;
+use crate::cache::store::{Found, Tier};
+use crate::cache::{Ctx, CACHE_STATUS};
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::http::body::{empty, Body};

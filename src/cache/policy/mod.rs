@@ -3,19 +3,30 @@
 //! stored response answer a request. Pure: functions of headers, statuses and
 //! times passed in by the caller; no clock, no I/O.
 
+pub mod cache_control;
+pub mod fields;
+pub mod invalidation;
+pub mod key;
+pub mod range;
+pub mod serve;
+pub mod validation;
+pub mod vary;
+
 use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode, Uri};
 
-use super::cache_control::{
+use crate::cache::policy::cache_control::{
     delta_seconds, request_no_cache_with, CacheControl, FieldDirective, DELTA_SECONDS_MAX,
 };
-use super::fields::{hop_by_hop_names, http_date};
-use super::vary::vary_names;
+use crate::cache::policy::fields::{hop_by_hop_names, http_date};
+use crate::cache::policy::vary::vary_names;
 
-pub use super::invalidation::{content_location_is_request_uri, invalidates, invalidation_targets};
-pub use super::validation::{
+pub use crate::cache::policy::invalidation::{
+    content_location_is_request_uri, invalidates, invalidation_targets,
+};
+pub use crate::cache::policy::validation::{
     client_conditional, revalidation_headers, update_headers_from_304, validators_match_304,
     Conditional,
 };

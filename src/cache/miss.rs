@@ -12,13 +12,13 @@ use http::header::{
 use http::{request, HeaderValue, Method, Request, Response, StatusCode};
 use tokio::sync::watch;
 
-use super::coalesce::{self, LeaderGuard, Published, Role, SharedResponse};
-use super::entry::Entry;
-use super::outcome::Outcome;
-use super::policy::{self, StoredTimes, Verdict};
-use super::store::{Found, Lookup};
-use super::tee::Fill;
-use super::{key, vary, Ctx, CACHE_STATUS};
+use crate::cache::flight::coalesce::{self, LeaderGuard, Published, Role, SharedResponse};
+use crate::cache::flight::tee::Fill;
+use crate::cache::outcome::Outcome;
+use crate::cache::policy::{self, StoredTimes, Verdict};
+use crate::cache::store::record::Entry;
+use crate::cache::store::{Found, Lookup};
+use crate::cache::{policy::key, policy::vary, Ctx, CACHE_STATUS};
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::forward::{self, Route};
