@@ -187,7 +187,7 @@ fn record_when_done<H: Send + Unpin + 'static>(
     let content_type = parts
         .headers
         .get(CONTENT_TYPE)
-        .map(crate::cache::policy::detach_value);
+        .map(crate::http::detach::detach_value);
     let cache_status = parts.headers.get("cache-status").cloned();
     let proxy = proxy.clone();
     let log = move |delivered: Delivered, body_bytes: u64, tunnel: Option<TunnelBytes>| {
