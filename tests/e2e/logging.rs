@@ -237,7 +237,7 @@ async fn calamaris_and_goaccess_read_our_log_and_agree_on_the_figures() {
             .is_ok()
     };
     if !have("calamaris") {
-        eprintln!("SKIPPED calamaris check: calamaris is not installed");
+        tool_missing("calamaris", "the calamaris check");
         return;
     }
     let origin = origin().await;
@@ -293,7 +293,9 @@ async fn calamaris_and_goaccess_read_our_log_and_agree_on_the_figures() {
         "{report}"
     );
 
-    if have("goaccess") {
+    if !have("goaccess") {
+        tool_missing("goaccess", "the goaccess check");
+    } else {
         let json = proxy.dir.path().join("goaccess.json");
         let status = std::process::Command::new("goaccess")
             .arg(&path)
