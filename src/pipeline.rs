@@ -21,7 +21,7 @@ use crate::access_log::{LogRecord, TunnelBytes};
 use crate::acl::{Decision, Dst, Subject};
 use crate::auth::Verdict;
 use crate::error::{ProxyError, Side};
-use crate::exchange::Exchange;
+use crate::exchange::{Disposition, Exchange};
 use crate::http::body::{self, Body};
 use crate::http::error_page;
 use crate::http::target::{self, Authority, Host, Target};
@@ -69,7 +69,7 @@ pub async fn handle<H: Send + Unpin + 'static>(
     let result = if request.method().as_str() == "PURGE" {
         purge(&proxy, &shared, client, &request, record).await
     } else if crate::pac::wanted(&shared.config.pac, request.method(), request.uri()) {
-        record.result = "NONE_NONE";
+        record.result = Disposition::Proxy;
         let host = request.headers().get(http::header::HOST);
         let c = &shared.config;
         crate::pac::answer(&c.pac, &c.acl, proxy.listen_addr.port(), host)
@@ -79,7 +79,7 @@ pub async fn handle<H: Send + Unpin + 'static>(
     let mut response = match result {
         Ok(response) => response,
         Err(error) => {
-            record.result = error.squid_code();
+            record.result = record.result.after(&error);
             record.error = Some(error.to_string());
             if error.side() == Side::Upstream {
                 proxy.metrics.upstream_error(error.kind());
@@ -235,13 +235,13 @@ fn log_record(
     body_bytes: u64,
     tunnel: Option<TunnelBytes>,
 ) {
-    let hit = crate::stats::codes::is_hit(exchange.result);
+    let hit = crate::stats::codes::is_hit(exchange.result.squid_code());
     let reset = tunnel.is_some_and(|t| t.client_reset || t.origin_reset);
     let record = LogRecord {
         time: SystemTime::now(),
         elapsed: exchange.started.elapsed(),
         client: exchange.client.ip(),
-        result: exchange.result,
+        result: exchange.result.squid_code(),
         aborted: !delivered.complete || reset,
         status: exchange.status.map_or(0, |s| s.as_u16()),
         bytes: delivered.bytes + tunnel.map_or(0, |t| t.down),
@@ -304,7 +304,7 @@ async fn purge(
     let url = cache::policy::key::cache_key(&uri)
         .ok_or_else(|| ProxyError::BadTarget(uri.to_string()))?;
     let found = proxy.cache.store.purge(&url).await;
-    exchange.result = "NONE_NONE";
+    exchange.result = Disposition::Proxy;
     let (status, detail) = if found {
         (StatusCode::OK, "The URL was removed from the cache.")
     } else {
@@ -326,7 +326,7 @@ async fn run(
         match auth.check(request.headers(), client.ip()).await {
             Verdict::User(user) => exchange.user = Some(user),
             Verdict::Missing | Verdict::Invalid | Verdict::Throttled => {
-                exchange.result = "TCP_DENIED";
+                exchange.result = Disposition::Denied;
                 return Ok(auth.challenge(&shared.config.server.name));
             }
         }

@@ -75,7 +75,7 @@ pub async fn open(
     if via::contains(request.headers(), &config.server.name) {
         return Err(ProxyError::Loop(config.server.name.clone()));
     }
-    exchange.result = "TCP_TUNNEL";
+    exchange.result = crate::exchange::Disposition::Tunnel;
     let (authority, connect) = destination;
     let host = match &authority.host {
         Host::Domain(name) => name.clone(),

@@ -127,7 +127,7 @@ impl Ctx<'_> {
                 } else {
                     outcome
                 };
-                exchange.result = outcome.squid_code();
+                exchange.result = crate::exchange::Disposition::Cache(outcome);
                 if self.shared.privacy.via() {
                     response
                         .headers_mut()
@@ -196,7 +196,7 @@ impl Ctx<'_> {
 
     pub(super) fn only_if_cached(&self, exchange: &mut Exchange) -> Response<Body> {
         // RFC 9111 §5.2.1.7: nothing suitable stored → 504.
-        exchange.result = Outcome::OnlyIfCachedMiss.squid_code();
+        exchange.result = crate::exchange::Disposition::Cache(Outcome::OnlyIfCachedMiss);
         let mut response = error_page::page(
             StatusCode::GATEWAY_TIMEOUT,
             "Not in cache",
@@ -317,7 +317,7 @@ impl Ctx<'_> {
                         )
                         .await;
                 }
-                exchange.result = Outcome::RefreshFailErr.squid_code();
+                exchange.result = crate::exchange::Disposition::Cache(Outcome::RefreshFailErr);
                 if policy::must_not_serve_stale(&entry.headers) {
                     // RFC 9111 §5.2.2.2: must-revalidate and no origin → 504.
                     return Err(ProxyError::RevalidationFailed(error.to_string()));

@@ -261,7 +261,7 @@ impl Ctx<'_> {
             }
             *response.body_mut() = empty();
         }
-        exchange.result = outcome.squid_code();
+        exchange.result = crate::exchange::Disposition::Cache(outcome);
         exchange.coalesced = true;
         self.cache.coalescer.count_follower();
         let value = format!(
@@ -283,7 +283,7 @@ impl Ctx<'_> {
         body: Body,
         exchange: &mut Exchange,
     ) -> Result<Response<Body>, ProxyError> {
-        exchange.result = outcome.squid_code();
+        exchange.result = crate::exchange::Disposition::Cache(outcome);
         let response = forward::send(self.shared, &self.route, parts, body, exchange).await?;
         let status = response.status().as_u16();
         let (mut head, incoming) = response.into_parts();
@@ -304,7 +304,7 @@ impl Ctx<'_> {
         leader: Option<LeaderGuard>,
         exchange: &mut Exchange,
     ) -> Result<Response<Body>, ProxyError> {
-        exchange.result = outcome.squid_code();
+        exchange.result = crate::exchange::Disposition::Cache(outcome);
         let response_time = SystemTime::now();
         let (mut head, incoming) = response.into_parts();
         let status = head.status;
@@ -456,7 +456,7 @@ impl Ctx<'_> {
         // The head a later GET of the URI would have sent: the request
         // fields that select its variant, without conditionals.
         let as_get = (method == Method::POST).then(|| upstream_copy(&parts, Method::GET));
-        exchange.result = Outcome::Bypass.squid_code();
+        exchange.result = crate::exchange::Disposition::Cache(Outcome::Bypass);
         let request_time = SystemTime::now();
         let response = forward::send(self.shared, &self.route, parts, body, exchange).await?;
         let status = response.status();

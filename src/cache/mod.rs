@@ -110,11 +110,14 @@ pub async fn handle(
     let (parts, incoming) = request.into_parts();
     let url = policy::key::cache_key(&uri);
     let target = uri.clone();
-    exchange.result = Outcome::Bypass.squid_code();
     let parts = match forward::prepare(shared, parts, uri)? {
-        Prepared::Answer(response) => return Ok(response),
+        Prepared::Answer(response) => {
+            exchange.result = crate::exchange::Disposition::Proxy;
+            return Ok(response);
+        }
         Prepared::Send(parts) => parts,
     };
+    exchange.result = crate::exchange::Disposition::Cache(Outcome::Bypass);
     let route = Route {
         authority,
         connect,
