@@ -4,13 +4,14 @@
 //! Pure: parsing and validation only; reading files is the caller's job
 //! (see [`Config::load_file`], the one helper that touches the filesystem).
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytesize::ByteSize;
 use serde::Deserialize;
+
+pub use crate::config_error::{ConfigError, ConfigErrors};
 
 /// The shipped configuration, embedded so that file and code cannot disagree.
 pub const DEFAULT_TOML: &str = include_str!("../config.toml");
@@ -148,51 +149,6 @@ impl AdminConfig {
     /// The admin address, when the listener is on.
     pub fn listen_addr(&self) -> Option<SocketAddr> {
         self.listen.parse().ok()
-    }
-}
-
-/// One problem with a configuration, naming the key it concerns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// Dotted key path, e.g. `server.listen`; empty for a syntax error.
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.key, self.message)
-        }
-    }
-}
-
-/// Every problem found in one configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
-impl ConfigErrors {
-    fn one(key: &str, message: impl Into<String>) -> Self {
-        ConfigErrors(vec![ConfigError {
-            key: key.to_owned(),
-            message: message.into(),
-        }])
     }
 }
 

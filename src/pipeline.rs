@@ -93,7 +93,7 @@ pub async fn handle<H: Send + Unpin + 'static>(
         // The proxy's own answers (407, PURGE...) say so too (RFC 9211).
         mark_proxy_made(&mut response, &shared.config.server.name, None, connect);
     }
-    shared.privacy.response(response.headers_mut());
+    shared.forwarding.privacy.response(response.headers_mut());
     record.status = Some(response.status());
     record_when_done(&proxy, response, pending.answer(), wire, held)
 }
@@ -343,12 +343,12 @@ async fn run(
     };
     let connect = admit(proxy, shared, client, authority, request.method(), exchange).await?;
     let (mut parts, body) = request.into_parts();
-    shared.privacy.request(&mut parts.headers);
+    shared.forwarding.privacy.request(&mut parts.headers);
     let request = Request::from_parts(parts, body);
     match target {
         Target::Connect(authority) => {
             tunnel::open(
-                shared,
+                (&shared.forwarding, shared.config.timeouts.tunnel_idle),
                 &proxy.tasks,
                 &proxy.metrics,
                 request,

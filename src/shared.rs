@@ -17,21 +17,20 @@ use crate::cache::store::disk::DiskError;
 use crate::cache::Cache;
 use crate::config::{Config, ConfigErrors};
 use crate::dns::Resolver;
+use crate::forward::Forwarding;
 use crate::metrics::Metrics;
 use crate::upstream::{LocalSockets, Upstream};
 
 /// Everything a request needs that derives from the configuration.
 pub struct Shared {
     pub config: Arc<Config>,
-    pub upstream: Upstream,
     pub acl: Rules,
-    pub privacy: Privacy,
     /// Basic authentication, when `[auth] users_file` is set.
     pub auth: Option<Auth>,
     /// The admin listener's address, parsed once.
     pub admin_addr: Option<SocketAddr>,
-    /// `1.1 <name>`, the Via entry this proxy adds.
-    pub via: http::HeaderValue,
+    /// What forwarding needs: our name and Via, privacy, the upstream.
+    pub forwarding: Forwarding,
     /// `<name>; hit`, the Cache-Status of a memory hit.
     pub hit_status: http::HeaderValue,
 }
@@ -61,7 +60,7 @@ impl Shared {
         let upstream = Upstream::new(&config, dns, local, Arc::new(parents));
         let via =
             http::HeaderValue::from_str(&format!("1.1 {}", config.server.name)).map_err(|_| {
-                ConfigErrors(vec![crate::config::ConfigError {
+                ConfigErrors(vec![crate::config_error::ConfigError {
                     key: "server.name".into(),
                     message: "is not a valid header value".into(),
                 }])
@@ -72,12 +71,15 @@ impl Shared {
         .unwrap_or_else(|_| http::HeaderValue::from_static("cachalot; hit"));
         Ok(Shared {
             admin_addr,
-            via,
             hit_status,
+            forwarding: Forwarding {
+                name: config.server.name.clone(),
+                via,
+                privacy,
+                upstream,
+            },
             config: Arc::new(config),
-            upstream,
             acl,
-            privacy,
             auth,
         })
     }

@@ -128,10 +128,10 @@ impl Ctx<'_> {
                     outcome
                 };
                 exchange.result = crate::exchange::Disposition::Cache(outcome);
-                if self.shared.privacy.via() {
+                if self.shared.forwarding.privacy.via() {
                     response
                         .headers_mut()
-                        .append(http::header::VIA, self.shared.via.clone());
+                        .append(http::header::VIA, self.shared.forwarding.via.clone());
                 }
                 self.mark_with_ttl(&mut response, outcome, fwd_status, ttl);
                 Ok(response)

@@ -110,7 +110,7 @@ pub async fn handle(
     let (parts, incoming) = request.into_parts();
     let url = policy::key::cache_key(&uri);
     let target = uri.clone();
-    let parts = match forward::prepare(shared, parts, uri)? {
+    let parts = match forward::prepare(&shared.forwarding, parts, uri)? {
         Prepared::Answer(response) => {
             exchange.result = crate::exchange::Disposition::Proxy;
             return Ok(response);
