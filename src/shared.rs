@@ -43,20 +43,17 @@ impl Shared {
         dns: Arc<Resolver>,
         listen: SocketAddr,
     ) -> Result<Shared, ConfigErrors> {
-        let auth_on = !config.auth.users_file.is_empty();
         let admin_addr = config.admin.listen_addr();
-        let own: Vec<std::net::IpAddr> = std::iter::once(listen.ip())
-            .chain(admin_addr.map(|a| a.ip()))
-            .collect();
-        let acl = Rules::compile(&config.acl, auth_on, &own).map_err(ConfigErrors)?;
-        let privacy = Privacy::compile(&config.privacy).map_err(ConfigErrors)?;
-        let auth = Auth::load(&config.auth, &config.base_dir).map_err(ConfigErrors)?;
+        let Compiled {
+            acl,
+            privacy,
+            auth,
+            parents,
+        } = compile(&config, listen)?;
         let local = LocalSockets {
             listen,
             admin: admin_addr,
         };
-        let parents = crate::parent::Parents::compile(&config.parent, &config.parents)
-            .map_err(ConfigErrors)?;
         let upstream = Upstream::new(&config, dns, local, Arc::new(parents));
         let via =
             http::HeaderValue::from_str(&format!("1.1 {}", config.server.name)).map_err(|_| {
@@ -82,6 +79,41 @@ impl Shared {
             acl,
             auth,
         })
+    }
+}
+
+/// The parts of a configuration that are compiled before use.
+pub struct Compiled {
+    pub acl: Rules,
+    pub privacy: Privacy,
+    /// Basic authentication, when `[auth] users_file` is set.
+    pub auth: Option<Auth>,
+    pub parents: crate::parent::Parents,
+}
+
+/// Compiles the access rules, privacy presets, users file and parents of
+/// `config`, once, reporting every problem with its key (`check-config`
+/// calls this too). `listen` is the address listened on, part of the
+/// access rules' `to_localhost`. Reads the users file.
+pub fn compile(config: &Config, listen: SocketAddr) -> Result<Compiled, ConfigErrors> {
+    let auth_on = !config.auth.users_file.is_empty();
+    let own: Vec<std::net::IpAddr> = std::iter::once(listen.ip())
+        .chain(config.admin.listen_addr().map(|a| a.ip()))
+        .collect();
+    let mut errors = Vec::new();
+    let acl = Rules::compile(&config.acl, auth_on, &own).map_err(|e| errors.extend(e));
+    let privacy = Privacy::compile(&config.privacy).map_err(|e| errors.extend(e));
+    let auth = Auth::load(&config.auth, &config.base_dir).map_err(|e| errors.extend(e));
+    let parents = crate::parent::Parents::compile(&config.parent, &config.parents)
+        .map_err(|e| errors.extend(e));
+    match (acl, privacy, auth, parents) {
+        (Ok(acl), Ok(privacy), Ok(auth), Ok(parents)) => Ok(Compiled {
+            acl,
+            privacy,
+            auth,
+            parents,
+        }),
+        _ => Err(ConfigErrors(errors)),
     }
 }
 
