@@ -230,7 +230,7 @@ impl Config {
         };
         let s = &self.server;
         check(
-            !s.name.is_empty() && s.name.bytes().all(is_token_byte),
+            !s.name.is_empty() && s.name.bytes().all(crate::http::token::is_tchar),
             "server.name",
             "must be a non-empty HTTP token (letters, digits, and !#$%&'*+-.^_`|~)",
         );
@@ -440,11 +440,6 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
             }
         }
     }
-}
-
-/// RFC 9110 §5.6.2 tchar.
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]

@@ -7,4 +7,5 @@ pub mod error_page;
 pub mod hop_by_hop;
 pub mod max_forwards;
 pub mod target;
+pub mod token;
 pub mod via;

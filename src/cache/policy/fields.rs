@@ -3,7 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// Parses the first line of a date-valued field (`Date`, `Expires`,
 /// `Last-Modified`, ...) as an HTTP-date (RFC 9110 §5.6.7: IMF-fixdate and the
@@ -75,27 +75,7 @@ pub fn unix_secs(t: SystemTime) -> u64 {
 /// The fields that are hop-by-hop by definition (RFC 9110 §7.6.1, plus the
 /// non-standard `Keep-Alive` and `Proxy-Connection`) and are never stored or
 /// forwarded from a cache entry.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-    "proxy-authorization",
-];
-
-/// The lower-cased names of every hop-by-hop field of this message: the fixed
-/// set plus each field named by a `Connection` line (RFC 9110 §7.6.1).
-pub fn hop_by_hop_names(headers: &HeaderMap) -> Vec<String> {
-    let mut names: Vec<String> = HOP_BY_HOP.iter().map(|s| (*s).to_owned()).collect();
-    for line in headers.get_all(header::CONNECTION) {
-        names.extend(list_tokens(line.as_bytes()));
-    }
-    names
-}
+pub use crate::http::hop_by_hop::names as hop_by_hop_names;
 
 /// Splits a comma-separated list of tokens (RFC 9110 §5.6.1) into trimmed,
 /// lower-cased, non-empty members. Tolerant: never fails, non-UTF-8 bytes are
@@ -121,10 +101,7 @@ pub fn decimal(text: &str) -> Option<u64> {
     }))
 }
 
-/// RFC 9110 §5.6.2 `tchar`: the bytes a token is made of.
-pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
+pub use crate::http::token::is_tchar;
 
 /// A `HeaderValue` from a string built by us from digits and ASCII
 /// punctuation; should it ever be invalid, `fallback` is used instead of

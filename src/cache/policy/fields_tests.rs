@@ -1,6 +1,7 @@
 //! Tests for the shared header-field helpers (RFC 9110 §5.6).
 
 use super::*;
+use http::header;
 use std::time::Duration;
 
 // RFC 9110 §5.6.7: all three date formats are accepted.
