@@ -109,11 +109,6 @@ impl Exchange {
             coalesced: false,
         }
     }
-
-    /// Time since the request arrived.
-    pub fn elapsed(&self, now: Instant) -> Duration {
-        now.saturating_duration_since(self.started)
-    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::http::body::Body;
 use crate::http::max_forwards::{self, MaxForwards};
-use crate::http::target::{host_port, Authority, Host};
+use crate::http::target::{host_port, Authority};
 use crate::http::{hop_by_hop, via};
 use crate::upstream::{Connect, OriginBody, Upstream, UpstreamPeer};
 
@@ -104,10 +104,7 @@ pub async fn send(
     fwd.privacy.forwarded_for(&mut parts.headers, route.client);
     parts.version = Version::HTTP_11;
     let sent = std::time::Instant::now();
-    let host = match &route.authority.host {
-        Host::Domain(name) => std::borrow::Cow::Borrowed(name.as_str()),
-        Host::Ip(ip) => std::borrow::Cow::Owned(ip.to_string()),
-    };
+    let host = route.authority.host.connect_name();
     let response = fwd
         .upstream
         .send(&route.connect, (&host, route.authority.port), parts, body)

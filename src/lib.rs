@@ -4,22 +4,26 @@
 //!
 //! ```text
 //! accept (server) → auth → target (http::target: parse/normalize)
-//!   → resolve + ACL on the address actually used (acl) → anonymize
-//!   → CONNECT? tunnel
+//!   → access rules (acl; without DNS unless a `dst` rule needs the address,
+//!     then through dns, the admitted addresses pinned) → anonymize
+//!   → CONNECT? tunnel (direct or through a parent)
 //!            : cache (lookup → coalesce → upstream → tee/store)
-//!   → error page if anything failed → record (exchange)
-//!   → access log + metrics when the body is done (access_log, metrics)
+//!   → error page if anything failed → record (exchange, one Disposition)
+//!   → access log + metrics once delivered (access_log, metrics)
 //! ```
 //!
-//! Layers, lowest first; a module uses its own layer or a lower one:
-//! - pure: `config`, `error`, `exchange`, `http::*`, `acl`, `anonymize`, `pac`,
-//!   `cache::{cache_control, policy, validation, invalidation, vary, range,
-//!   key, entry, serve, outcome}`, `access_log::format`,
+//! Layers, lowest first; a module uses its own layer or a lower one
+//! (`.ci/layers` checks that the pure ones import no tokio and read no clock):
+//! - pure: `config`, `config_error`, `error`, `exchange`, `http::*`, `acl`,
+//!   `anonymize`, `parent` (the choice; its down marks take time passed in),
+//!   `pac`, `cache::policy::*`, `cache::outcome`, `access_log::format`,
 //!   `stats::{report, simulate, sim_input, sim_render, sink}`
-//! - one resource each: `upstream` (outbound sockets), `auth` (users file,
-//!   bcrypt), `cache::{memory, disk}`, `access_log::writer`, `metrics`
-//! - composition: `cache::{store, coalesce, tee}`, `forward`, `tunnel`
-//! - orchestration: `cache` (with `hit` and `origin`), `pipeline`, `shared`
+//! - one resource each: `dns` (the caching resolver), `upstream` (outbound
+//!   sockets, pools, parents), `auth` (users file, bcrypt),
+//!   `cache::store::{memory, disk, record}`, `access_log::writer`, `metrics`
+//! - composition: `cache::store` (the tiers together), `cache::flight::*`
+//!   (coalescing, tee), `forward`, `tunnel`
+//! - orchestration: `cache` (with `hit` and `miss`), `pipeline`, `shared`
 //! - process: `server::*`, `cli`, `stats` (the report command)
 
 pub mod access_log;

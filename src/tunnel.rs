@@ -24,7 +24,7 @@ use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::forward::Forwarding;
 use crate::http::body::{empty, Body};
-use crate::http::target::{Authority, Host};
+use crate::http::target::Authority;
 use crate::http::via;
 use crate::metrics::Metrics;
 use crate::upstream::Connect;
@@ -76,10 +76,7 @@ pub async fn open(
     }
     exchange.result = crate::exchange::Disposition::Tunnel;
     let (authority, connect) = destination;
-    let host = match &authority.host {
-        Host::Domain(name) => name.clone(),
-        Host::Ip(ip) => ip.to_string(),
-    };
+    let host = authority.host.connect_name();
     let (origin, peer) = fwd.upstream.connect(connect, &host, authority.port).await?;
     exchange.peer = Some(peer.addr);
     exchange.via_parent = peer.parent;

@@ -85,11 +85,6 @@ impl MemoryTier {
     pub fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
     }
-
-    /// Drops everything.
-    pub fn clear(&self) {
-        self.cache.invalidate_all();
-    }
 }
 
 #[cfg(test)]
