@@ -193,8 +193,9 @@ fn pct(r: Option<f64>) -> String {
     r.map_or_else(|| "–".to_owned(), |r| format!("{:.1} %", r * 100.0))
 }
 
-fn top_table(out: &mut String, title: &str, top: &Top) {
-    let rate = top.bytes as f64 / top.seconds.max(1) as f64;
+fn top_table(out: &mut String, title: &str, top: &Top, uptime: u64) {
+    // A window longer than the process's life is averaged over that life.
+    let rate = top.bytes as f64 / top.seconds.min(uptime).max(1) as f64;
     let _ = write!(
         out,
         "<section><h2>{title}</h2><p>{} in {} s ({}/s)</p><div class=cols>",
@@ -246,7 +247,7 @@ pub fn html(s: &Status, name: &str) -> String {
 body{{font:14px/1.4 system-ui,sans-serif;margin:1em 2em;color:#222;background:#fafafa}}\
 h1{{font-size:1.4em;margin:.2em 0}}h2{{font-size:1.1em;margin:1em 0 .3em}}\
 .cards{{display:flex;gap:1em;flex-wrap:wrap}}.card{{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:11em}}\
-.card b{{display:block;font-size:1.5em}}.cols{{display:flex;gap:2em;flex-wrap:wrap}}\
+.card b{{display:block;font-size:1.5em}}.cols{{display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start}}\
 table{{border-collapse:collapse;background:#fff;min-width:26em}}td,th{{padding:2px 8px;border-bottom:1px solid #eee;text-align:left}}\
 td.n{{text-align:right;white-space:nowrap}}td.bar{{width:10em}}td.bar i{{display:block;height:.8em;background:#3b82f6;border-radius:2px}}\
 .none{{color:#888}}.fill{{background:#e5e7eb;height:.6em;border-radius:3px;margin-top:.3em}}.fill i{{display:block;height:100%;background:#10b981;border-radius:3px}}\
@@ -286,8 +287,18 @@ the same as JSON: <a href=\"/status.json\">/status.json</a>; counters: <a href=\
         );
     }
     out.push_str("</div>");
-    top_table(&mut out, "Last 10 seconds", &s.bandwidth.last_10s);
-    top_table(&mut out, "Last 5 minutes", &s.bandwidth.last_5m);
+    top_table(
+        &mut out,
+        "Last 10 seconds",
+        &s.bandwidth.last_10s,
+        s.uptime_seconds,
+    );
+    top_table(
+        &mut out,
+        "Last 5 minutes",
+        &s.bandwidth.last_5m,
+        s.uptime_seconds,
+    );
     let _ = write!(
         out,
         "<section><h2>Open tunnels ({})</h2><table><tr><th>client</th><th>destination</th>\
