@@ -11,6 +11,11 @@
 //!   → access log + metrics when the body is done (access_log, metrics)
 //! ```
 //!
+//! Every request is in the table of requests in flight (`metrics::live`)
+//! from its arrival to that moment; the admin listener's status page reads
+//! it and the bandwidth windows (`metrics::window`), `/metrics` the
+//! counters (`metrics::encode`).
+//!
 //! Layers, lowest first; a module uses its own layer or a lower one:
 //! - pure: `config`, `error`, `exchange`, `http::*`, `acl`, `anonymize`, `pac`,
 //!   `cache::{cache_control, policy, validation, invalidation, vary, range,
@@ -18,6 +23,7 @@
 //!   `stats::{report, simulate, sim_input, sim_render, sink}`
 //! - one resource each: `upstream` (outbound sockets), `auth` (users file,
 //!   bcrypt), `cache::{memory, disk}`, `access_log::writer`, `metrics`
+//!   (with `live`, `window`, `histogram`, `encode`)
 //! - composition: `cache::{store, coalesce, tee}`, `forward`, `tunnel`
 //! - orchestration: `cache` (with `hit` and `origin`), `pipeline`, `shared`
 //! - process: `server::*`, `cli`, `stats` (the report command)
