@@ -123,8 +123,14 @@ fn add_client(tally: &mut Tally<IpAddr>, client: IpAddr, bytes: u64) {
     }
 }
 
+/// Longest domain tracked (a DNS name's limit); a longer "host" from a
+/// malformed target counts as other, so a key never costs more than this.
+const MAX_DOMAIN: usize = 253;
+
 fn add_domain(tally: &mut Tally<Box<str>>, domain: &str, bytes: u64) {
-    if let Some(n) = tally.bytes.get_mut(domain) {
+    if domain.len() > MAX_DOMAIN {
+        tally.other += bytes;
+    } else if let Some(n) = tally.bytes.get_mut(domain) {
         *n += bytes;
     } else if tally.bytes.len() < MAX_KEYS {
         tally.bytes.insert(domain.into(), bytes);
@@ -309,6 +315,7 @@ mod tests {
             let client = IpAddr::from(std::net::Ipv4Addr::from(i));
             w.credit(7, client, &format!("d{i}.test"), 1 + u64::from(i), None);
         }
+        w.credit(7, ip(1), &"x".repeat(300), 1000, None);
         let t = w.short(7);
         assert_eq!(t.clients.len(), TOP);
         assert_eq!(t.domains.len(), TOP);
