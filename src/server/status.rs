@@ -348,3 +348,7 @@ are tracked per time slot, the rest counted as others.</p></body></html>",
     );
     out
 }
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;
