@@ -15,7 +15,7 @@ use http::Method;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 use crate::http::target::Host;
 
 /// What a matching rule does.

@@ -8,7 +8,7 @@ use http::header::{HeaderName, HeaderValue, USER_AGENT};
 use http::HeaderMap;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 
 /// The `[privacy] mode` presets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

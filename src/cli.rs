@@ -83,6 +83,29 @@ pub fn load(
     Ok((overrides.apply(config), path))
 }
 
+/// Like [`load`], keeping every problem: the configuration as far as it
+/// could be read, its file, and the errors.
+fn check(
+    path: Option<&Path>,
+    overrides: &Overrides,
+) -> (
+    Option<Config>,
+    Option<PathBuf>,
+    Vec<crate::config::ConfigError>,
+) {
+    let implicit = PathBuf::from("config.toml");
+    let path = match path {
+        Some(p) => Some(p.to_path_buf()),
+        None if implicit.is_file() => Some(implicit),
+        None => None,
+    };
+    let (config, errors) = match &path {
+        Some(p) => Config::check_file(p),
+        None => Config::parse_all("", Path::new(".")),
+    };
+    (config.map(|c| overrides.apply(c)), path, errors)
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -108,19 +131,23 @@ pub fn main() -> ExitCode {
     }
     if let Some(Command::CheckConfig { path }) = &cli.command {
         let path = path.as_deref().or(cli.config.as_deref());
-        let loaded = load(path, &overrides).and_then(|(config, file)| {
-            // The users file is read too, so that its errors show here.
-            crate::auth::Auth::load(&config.auth, &config.base_dir).map_err(ConfigErrors)?;
-            Ok((config, file))
-        });
-        return match loaded {
-            Ok((config, file)) => {
+        let (config, file, mut errors) = check(path, &overrides);
+        // What is compiled before use (rules, presets, parents, the users
+        // file) is checked by the very code the proxy runs.
+        if let Some(config) = &config {
+            if let Err(e) = crate::shared::compile(config, config.server.listen) {
+                let known: Vec<String> = errors.iter().map(|e| e.key.clone()).collect();
+                errors.extend(e.0.into_iter().filter(|e| !known.contains(&e.key)));
+            }
+        }
+        return match config {
+            Some(config) if errors.is_empty() => {
                 let from = file.map_or("built-in defaults".to_owned(), |p| p.display().to_string());
                 println!("config OK ({from}): {}", config.summary());
                 ExitCode::SUCCESS
             }
-            Err(errors) => {
-                eprintln!("config invalid:\n{errors}");
+            _ => {
+                eprintln!("config invalid:\n{}", ConfigErrors(errors));
                 ExitCode::FAILURE
             }
         };

@@ -4,13 +4,14 @@
 //! Pure: parsing and validation only; reading files is the caller's job
 //! (see [`Config::load_file`], the one helper that touches the filesystem).
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytesize::ByteSize;
 use serde::Deserialize;
+
+pub use crate::config_error::{ConfigError, ConfigErrors};
 
 /// The shipped configuration, embedded so that file and code cannot disagree.
 pub const DEFAULT_TOML: &str = include_str!("../config.toml");
@@ -151,51 +152,6 @@ impl AdminConfig {
     }
 }
 
-/// One problem with a configuration, naming the key it concerns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// Dotted key path, e.g. `server.listen`; empty for a syntax error.
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.key, self.message)
-        }
-    }
-}
-
-/// Every problem found in one configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
-impl ConfigErrors {
-    fn one(key: &str, message: impl Into<String>) -> Self {
-        ConfigErrors(vec![ConfigError {
-            key: key.to_owned(),
-            message: message.into(),
-        }])
-    }
-}
-
 impl Config {
     /// The built-in defaults (the shipped `config.toml`), paths relative to `base_dir`.
     pub fn defaults(base_dir: &Path) -> Result<Config, ConfigErrors> {
@@ -204,16 +160,29 @@ impl Config {
 
     /// Parses a user's TOML text merged over the defaults, then validates it.
     pub fn from_toml_str(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+        match Config::parse_all(text, base_dir) {
+            (Some(config), errors) if errors.is_empty() => Ok(config),
+            (_, errors) => Err(ConfigErrors(errors)),
+        }
+    }
+
+    /// Parses and validates, reporting every problem: the configuration
+    /// with each bad entry put back to its default (when one could be
+    /// built), and the errors.
+    pub fn parse_all(text: &str, base_dir: &Path) -> (Option<Config>, Vec<ConfigError>) {
         let parse = |src: &str| -> Result<toml::Table, ConfigErrors> {
             src.parse::<toml::Table>()
                 .map_err(|e| ConfigErrors::one("", format!("invalid TOML: {e}")))
         };
-        let defaults = parse(DEFAULT_TOML)?;
+        let (defaults, user) = match (parse(DEFAULT_TOML), parse(text)) {
+            (Ok(d), Ok(u)) => (d, u),
+            (Err(e), _) | (_, Err(e)) => return (None, e.0),
+        };
         let mut merged = defaults.clone();
-        merge(&mut merged, parse(text)?);
+        merge(&mut merged, user);
         let (config, mut errors) = deserialize_all(merged, &defaults);
         let Some(mut config) = config else {
-            return Err(ConfigErrors(errors));
+            return (None, errors);
         };
         config.base_dir = base_dir.to_path_buf();
         if let Err(invalid) = config.validate() {
@@ -221,22 +190,31 @@ impl Config {
             let known: Vec<String> = errors.iter().map(|e| e.key.clone()).collect();
             errors.extend(invalid.0.into_iter().filter(|e| !known.contains(&e.key)));
         }
-        if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigErrors(errors))
-        }
+        (Some(config), errors)
     }
 
     /// Reads and parses a config file; relative paths resolve against its folder.
     pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigErrors::one("", format!("cannot read {}: {e}", path.display())))?;
+        match Config::check_file(path) {
+            (Some(config), errors) if errors.is_empty() => Ok(config),
+            (_, errors) => Err(ConfigErrors(errors)),
+        }
+    }
+
+    /// [`Config::parse_all`] of a file.
+    pub fn check_file(path: &Path) -> (Option<Config>, Vec<ConfigError>) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) => {
+                let error = format!("cannot read {}: {e}", path.display());
+                return (None, ConfigErrors::one("", error).0);
+            }
+        };
         let base = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        Config::from_toml_str(&text, &base)
+        Config::parse_all(&text, &base)
     }
 
     /// Checks values that parse but make no sense; returns all problems at once.
@@ -321,17 +299,8 @@ impl Config {
             "admin.listen",
             "must be empty (off) or an address such as \"127.0.0.1:9090\"",
         );
-        if let Err(acl) =
-            crate::acl::Rules::compile(&self.acl, !self.auth.users_file.is_empty(), &[])
-        {
-            errors.extend(acl);
-        }
-        if let Err(parents) = crate::parent::Parents::compile(&self.parent, &self.parents) {
-            errors.extend(parents);
-        }
-        if let Err(privacy) = crate::anonymize::Privacy::compile(&self.privacy) {
-            errors.extend(privacy);
-        }
+        // The access rules, privacy presets, parents and users are checked
+        // where they are compiled, once (`shared::compile`).
         errors.extend(crate::pac::validate(&self.pac));
         if errors.is_empty() {
             Ok(())

@@ -1,10 +1,54 @@
 //! The per-request record: filled in by the stages as the request moves
-//! along, read once at the end by the log. Pure.
+//! along, read once at the end by the log and the metrics. Pure.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
+
+use crate::cache::outcome::Outcome;
+use crate::error::{ProxyError, Side};
+
+/// What became of one request: the cache's outcome, or what the proxy did
+/// instead. The Squid result code and the metrics label are read off it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Nothing decided yet (a request that fails before any stage).
+    Pending,
+    /// The cache's part (hit, miss, refresh, bypass...).
+    Cache(Outcome),
+    /// A CONNECT tunnel.
+    Tunnel,
+    /// Refused: access rules, CONNECT port, authentication.
+    Denied,
+    /// Answered by the proxy itself (PURGE, the PAC file, Max-Forwards).
+    Proxy,
+    /// Failed before the cache decided; the side at fault.
+    Failed(Side),
+}
+
+impl Disposition {
+    /// Squid's result code (without `_ABORTED`).
+    pub fn squid_code(self) -> &'static str {
+        match self {
+            Disposition::Cache(outcome) => outcome.squid_code(),
+            Disposition::Tunnel => "TCP_TUNNEL",
+            Disposition::Denied => "TCP_DENIED",
+            Disposition::Failed(Side::Upstream) => "TCP_MISS",
+            Disposition::Pending | Disposition::Proxy | Disposition::Failed(_) => "NONE_NONE",
+        }
+    }
+
+    /// The disposition a failure gives a request no stage decided for: a
+    /// stage's own decision (a failed revalidation, say) is kept.
+    pub fn after(self, error: &ProxyError) -> Disposition {
+        match self {
+            Disposition::Pending if error.squid_code() == "TCP_DENIED" => Disposition::Denied,
+            Disposition::Pending => Disposition::Failed(error.side()),
+            decided => decided,
+        }
+    }
+}
 
 /// What happened to one request.
 #[derive(Debug, Clone)]
@@ -26,8 +70,9 @@ pub struct Exchange {
     /// The request target as received. A copy, not the parsed `Uri`: that
     /// shares the connection's read buffer and would pin it until logged.
     pub target: String,
-    /// Squid result code (e.g. `TCP_MISS`, `TCP_TUNNEL`, `NONE_NONE`).
-    pub result: &'static str,
+    /// What became of the request, decided by the stage that knows; read
+    /// once at the end by the log and the metrics.
+    pub result: Disposition,
     /// The address of the origin actually contacted, if any.
     pub peer: Option<SocketAddr>,
     /// `peer` is a parent proxy (logged as Squid's `CARP` hierarchy code).
@@ -55,7 +100,7 @@ impl Exchange {
             dns_time: None,
             method: method.clone(),
             target,
-            result: "NONE_NONE",
+            result: Disposition::Pending,
             peer: None,
             via_parent: false,
             status: None,
@@ -68,5 +113,21 @@ impl Exchange {
     /// Time since the request arrived.
     pub fn elapsed(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.started)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_decision_survives_the_error_that_follows() {
+        let e = ProxyError::ConnectRefused("o:80".into());
+        let refresh = Disposition::Cache(Outcome::RefreshFailErr);
+        assert_eq!(refresh.after(&e).squid_code(), "TCP_REFRESH_FAIL_ERR");
+        assert_eq!(Disposition::Pending.after(&e).squid_code(), "TCP_MISS");
+        let denied = ProxyError::Denied("acl rule 1".into());
+        assert_eq!(Disposition::Pending.after(&denied), Disposition::Denied);
+        assert_eq!(Disposition::Tunnel.squid_code(), "TCP_TUNNEL");
     }
 }

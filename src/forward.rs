@@ -7,14 +7,25 @@ use std::net::IpAddr;
 
 use http::{request, response, HeaderValue, Response, Uri, Version};
 
+use crate::anonymize::Privacy;
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::http::body::Body;
 use crate::http::max_forwards::{self, MaxForwards};
 use crate::http::target::{host_port, Authority, Host};
 use crate::http::{hop_by_hop, via};
-use crate::shared::Shared;
-use crate::upstream::{Connect, OriginBody, UpstreamPeer};
+use crate::upstream::{Connect, OriginBody, Upstream, UpstreamPeer};
+
+/// What forwarding uses of the configuration snapshot (kept in it, so that
+/// this module needs nothing else of it).
+pub struct Forwarding {
+    /// Our pseudonym: Via, loop detection.
+    pub name: String,
+    /// `1.1 <name>`, the Via entry added to HTTP/1.1 requests.
+    pub via: HeaderValue,
+    pub privacy: Privacy,
+    pub upstream: Upstream,
+}
 
 /// A request head made ready for the origin, or the proxy's own answer.
 pub enum Prepared {
@@ -29,11 +40,11 @@ pub enum Prepared {
 /// origin needs (Host, Via, X-Forwarded-For, the address) is added by
 /// [`send`], so that answers from the cache cost none of it.
 pub fn prepare(
-    shared: &Shared,
+    fwd: &Forwarding,
     mut parts: request::Parts,
     uri: Uri,
 ) -> Result<Prepared, ProxyError> {
-    let name = shared.config.server.name.as_str();
+    let name = fwd.name.as_str();
     // RFC 9110 §7.6.3: our own pseudonym in Via means the request looped.
     if via::contains(&parts.headers, name) {
         return Err(ProxyError::Loop(name.to_owned()));
@@ -72,7 +83,7 @@ pub struct Route {
 
 /// Sends a prepared head and body along `route`; notes the origin's address.
 pub async fn send(
-    shared: &Shared,
+    fwd: &Forwarding,
     route: &Route,
     mut parts: request::Parts,
     body: Body,
@@ -82,28 +93,22 @@ pub async fn send(
     let host = HeaderValue::from_str(&host_port(&route.authority, 80))
         .map_err(|_| ProxyError::BadTarget("host not representable".into()))?;
     parts.headers.insert(HOST, host);
-    if shared.privacy.via() {
+    if fwd.privacy.via() {
         // RFC 9110 §7.6.3: the protocol the request was received with.
         if parts.version == Version::HTTP_11 {
-            parts.headers.append(http::header::VIA, shared.via.clone());
+            parts.headers.append(http::header::VIA, fwd.via.clone());
         } else {
-            via::append(
-                &mut parts.headers,
-                parts.version,
-                &shared.config.server.name,
-            );
+            via::append(&mut parts.headers, parts.version, &fwd.name);
         }
     }
-    shared
-        .privacy
-        .forwarded_for(&mut parts.headers, route.client);
+    fwd.privacy.forwarded_for(&mut parts.headers, route.client);
     parts.version = Version::HTTP_11;
     let sent = std::time::Instant::now();
     let host = match &route.authority.host {
         Host::Domain(name) => std::borrow::Cow::Borrowed(name.as_str()),
         Host::Ip(ip) => std::borrow::Cow::Owned(ip.to_string()),
     };
-    let response = shared
+    let response = fwd
         .upstream
         .send(&route.connect, (&host, route.authority.port), parts, body)
         .await?;
@@ -116,14 +121,10 @@ pub async fn send(
 }
 
 /// Readies an origin's response head for the client: hop-by-hop out, Via in.
-pub fn finish(shared: &Shared, parts: &mut response::Parts) {
+pub fn finish(fwd: &Forwarding, parts: &mut response::Parts) {
     hop_by_hop::strip(&mut parts.headers);
-    if shared.privacy.via() {
-        via::append(
-            &mut parts.headers,
-            parts.version,
-            &shared.config.server.name,
-        );
+    if fwd.privacy.via() {
+        via::append(&mut parts.headers, parts.version, &fwd.name);
     }
     parts.version = Version::HTTP_11;
 }

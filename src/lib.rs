@@ -35,6 +35,7 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod config_error;
 pub mod dns;
 pub mod error;
 pub mod exchange;

@@ -19,7 +19,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::acl::{Action, RuleConfig};
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 use crate::error::ProxyError;
 use crate::http::body::{full, Body};
 use crate::http::target::Host;

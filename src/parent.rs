@@ -15,7 +15,7 @@ use base64::Engine;
 use http::HeaderValue;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 use crate::http::target::Host;
 
 /// One `[[parent]]` table as written in config.toml.

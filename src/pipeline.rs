@@ -21,7 +21,7 @@ use crate::access_log::{LogRecord, TunnelBytes};
 use crate::acl::{Decision, Dst, Subject};
 use crate::auth::Verdict;
 use crate::error::{ProxyError, Side};
-use crate::exchange::Exchange;
+use crate::exchange::{Disposition, Exchange};
 use crate::http::body::{self, Body};
 use crate::http::error_page;
 use crate::http::target::{self, Authority, Host, Target};
@@ -75,7 +75,7 @@ pub async fn handle<H: Send + Unpin + 'static>(
     let result = if request.method().as_str() == "PURGE" {
         purge(&proxy, &shared, client, &request, record).await
     } else if crate::pac::wanted(&shared.config.pac, request.method(), request.uri()) {
-        record.result = "NONE_NONE";
+        record.result = Disposition::Proxy;
         let host = request.headers().get(http::header::HOST);
         let c = &shared.config;
         crate::pac::answer(&c.pac, &c.acl, proxy.listen_addr.port(), host)
@@ -85,7 +85,7 @@ pub async fn handle<H: Send + Unpin + 'static>(
     let mut response = match result {
         Ok(response) => response,
         Err(error) => {
-            record.result = error.squid_code();
+            record.result = record.result.after(&error);
             record.error = Some(error.to_string());
             if error.side() == Side::Upstream {
                 proxy.metrics.upstream_error(error.kind());
@@ -99,7 +99,7 @@ pub async fn handle<H: Send + Unpin + 'static>(
         // The proxy's own answers (407, PURGE...) say so too (RFC 9211).
         mark_proxy_made(&mut response, &shared.config.server.name, None, connect);
     }
-    shared.privacy.response(response.headers_mut());
+    shared.forwarding.privacy.response(response.headers_mut());
     record.status = Some(response.status());
     let (exchange, live) = pending.answer();
     record_when_done(&proxy, response, (exchange, live), wire, held)
@@ -201,7 +201,7 @@ fn record_when_done<H: Send + Unpin + 'static>(
     let content_type = parts
         .headers
         .get(CONTENT_TYPE)
-        .map(crate::cache::policy::detach_value);
+        .map(crate::http::detach::detach_value);
     let cache_status = parts.headers.get("cache-status").cloned();
     let proxy = proxy.clone();
     let transfer = live.as_ref().map(|l| l.transfer.clone());
@@ -258,7 +258,7 @@ fn log_record(
         body_bytes,
         tunnel,
     } = done;
-    let class = crate::stats::codes::classify(exchange.result);
+    let class = crate::stats::codes::classify(exchange.result.squid_code());
     let hit = class.hit;
     let failed = exchange.error.is_some();
     let connect = exchange.method == Method::CONNECT;
@@ -267,7 +267,7 @@ fn log_record(
         time: SystemTime::now(),
         elapsed: exchange.started.elapsed(),
         client: exchange.client.ip(),
-        result: exchange.result,
+        result: exchange.result.squid_code(),
         aborted: !delivered.complete || reset,
         status: exchange.status.map_or(0, |s| s.as_u16()),
         bytes: delivered.bytes + tunnel.map_or(0, |t| t.down),
@@ -338,9 +338,10 @@ async fn purge(
     let Target::Http { uri, .. } = target::classify(&Method::GET, request.uri())? else {
         return Err(ProxyError::BadTarget("PURGE needs an http:// URL".into()));
     };
-    let url = cache::key::cache_key(&uri).ok_or_else(|| ProxyError::BadTarget(uri.to_string()))?;
+    let url = cache::policy::key::cache_key(&uri)
+        .ok_or_else(|| ProxyError::BadTarget(uri.to_string()))?;
     let found = proxy.cache.store.purge(&url).await;
-    exchange.result = "NONE_NONE";
+    exchange.result = Disposition::Proxy;
     let (status, detail) = if found {
         (StatusCode::OK, "The URL was removed from the cache.")
     } else {
@@ -363,7 +364,7 @@ async fn run(
         match auth.check(request.headers(), client.ip()).await {
             Verdict::User(user) => exchange.user = Some(user),
             Verdict::Missing | Verdict::Invalid | Verdict::Throttled => {
-                exchange.result = "TCP_DENIED";
+                exchange.result = Disposition::Denied;
                 return Ok(auth.challenge(&shared.config.server.name));
             }
         }
@@ -380,12 +381,12 @@ async fn run(
     };
     let connect = admit(proxy, shared, client, authority, request.method(), exchange).await?;
     let (mut parts, body) = request.into_parts();
-    shared.privacy.request(&mut parts.headers);
+    shared.forwarding.privacy.request(&mut parts.headers);
     let request = Request::from_parts(parts, body);
     match target {
         Target::Connect(authority) => {
             tunnel::open(
-                shared,
+                (&shared.forwarding, shared.config.timeouts.tunnel_idle),
                 &proxy.tasks,
                 (&proxy.metrics, transfer),
                 request,

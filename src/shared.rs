@@ -13,25 +13,24 @@ use crate::access_log::AccessLog;
 use crate::acl::Rules;
 use crate::anonymize::Privacy;
 use crate::auth::Auth;
-use crate::cache::disk::DiskError;
+use crate::cache::store::disk::DiskError;
 use crate::cache::Cache;
 use crate::config::{Config, ConfigErrors};
 use crate::dns::Resolver;
+use crate::forward::Forwarding;
 use crate::metrics::Metrics;
 use crate::upstream::{LocalSockets, Upstream};
 
 /// Everything a request needs that derives from the configuration.
 pub struct Shared {
     pub config: Arc<Config>,
-    pub upstream: Upstream,
     pub acl: Rules,
-    pub privacy: Privacy,
     /// Basic authentication, when `[auth] users_file` is set.
     pub auth: Option<Auth>,
     /// The admin listener's address, parsed once.
     pub admin_addr: Option<SocketAddr>,
-    /// `1.1 <name>`, the Via entry this proxy adds.
-    pub via: http::HeaderValue,
+    /// What forwarding needs: our name and Via, privacy, the upstream.
+    pub forwarding: Forwarding,
     /// `<name>; hit`, the Cache-Status of a memory hit.
     pub hit_status: http::HeaderValue,
 }
@@ -44,24 +43,21 @@ impl Shared {
         dns: Arc<Resolver>,
         listen: SocketAddr,
     ) -> Result<Shared, ConfigErrors> {
-        let auth_on = !config.auth.users_file.is_empty();
         let admin_addr = config.admin.listen_addr();
-        let own: Vec<std::net::IpAddr> = std::iter::once(listen.ip())
-            .chain(admin_addr.map(|a| a.ip()))
-            .collect();
-        let acl = Rules::compile(&config.acl, auth_on, &own).map_err(ConfigErrors)?;
-        let privacy = Privacy::compile(&config.privacy).map_err(ConfigErrors)?;
-        let auth = Auth::load(&config.auth, &config.base_dir).map_err(ConfigErrors)?;
+        let Compiled {
+            acl,
+            privacy,
+            auth,
+            parents,
+        } = compile(&config, listen)?;
         let local = LocalSockets {
             listen,
             admin: admin_addr,
         };
-        let parents = crate::parent::Parents::compile(&config.parent, &config.parents)
-            .map_err(ConfigErrors)?;
         let upstream = Upstream::new(&config, dns, local, Arc::new(parents));
         let via =
             http::HeaderValue::from_str(&format!("1.1 {}", config.server.name)).map_err(|_| {
-                ConfigErrors(vec![crate::config::ConfigError {
+                ConfigErrors(vec![crate::config_error::ConfigError {
                     key: "server.name".into(),
                     message: "is not a valid header value".into(),
                 }])
@@ -72,14 +68,52 @@ impl Shared {
         .unwrap_or_else(|_| http::HeaderValue::from_static("cachalot; hit"));
         Ok(Shared {
             admin_addr,
-            via,
             hit_status,
+            forwarding: Forwarding {
+                name: config.server.name.clone(),
+                via,
+                privacy,
+                upstream,
+            },
             config: Arc::new(config),
-            upstream,
+            acl,
+            auth,
+        })
+    }
+}
+
+/// The parts of a configuration that are compiled before use.
+pub struct Compiled {
+    pub acl: Rules,
+    pub privacy: Privacy,
+    /// Basic authentication, when `[auth] users_file` is set.
+    pub auth: Option<Auth>,
+    pub parents: crate::parent::Parents,
+}
+
+/// Compiles the access rules, privacy presets, users file and parents of
+/// `config`, once, reporting every problem with its key (`check-config`
+/// calls this too). `listen` is the address listened on, part of the
+/// access rules' `to_localhost`. Reads the users file.
+pub fn compile(config: &Config, listen: SocketAddr) -> Result<Compiled, ConfigErrors> {
+    let auth_on = !config.auth.users_file.is_empty();
+    let own: Vec<std::net::IpAddr> = std::iter::once(listen.ip())
+        .chain(config.admin.listen_addr().map(|a| a.ip()))
+        .collect();
+    let mut errors = Vec::new();
+    let acl = Rules::compile(&config.acl, auth_on, &own).map_err(|e| errors.extend(e));
+    let privacy = Privacy::compile(&config.privacy).map_err(|e| errors.extend(e));
+    let auth = Auth::load(&config.auth, &config.base_dir).map_err(|e| errors.extend(e));
+    let parents = crate::parent::Parents::compile(&config.parent, &config.parents)
+        .map_err(|e| errors.extend(e));
+    match (acl, privacy, auth, parents) {
+        (Ok(acl), Ok(privacy), Ok(auth), Ok(parents)) => Ok(Compiled {
             acl,
             privacy,
             auth,
-        })
+            parents,
+        }),
+        _ => Err(ConfigErrors(errors)),
     }
 }
 

@@ -22,12 +22,12 @@ use tokio_util::task::TaskTracker;
 use crate::access_log::TunnelBytes;
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
+use crate::forward::Forwarding;
 use crate::http::body::{empty, Body};
 use crate::http::target::{Authority, Host};
 use crate::http::via;
 use crate::metrics::live::Transfer;
 use crate::metrics::Metrics;
-use crate::shared::Shared;
 use crate::upstream::Connect;
 
 /// Bytes buffered per direction of a tunnel.
@@ -65,31 +65,26 @@ impl OnClose {
 /// Opens the tunnel's origin side and schedules the splice once hyper hands
 /// over the client connection; the response carries an [`OnClose`].
 pub async fn open(
-    shared: &Shared,
+    (fwd, idle): (&Forwarding, Duration),
     tasks: &TaskTracker,
     (metrics, transfer): (&Arc<Metrics>, &Arc<Transfer>),
     request: Request<Incoming>,
     destination: (&Authority, &Connect),
     exchange: &mut Exchange,
 ) -> Result<Response<Body>, ProxyError> {
-    let config = &shared.config;
-    if via::contains(request.headers(), &config.server.name) {
-        return Err(ProxyError::Loop(config.server.name.clone()));
+    if via::contains(request.headers(), &fwd.name) {
+        return Err(ProxyError::Loop(fwd.name.clone()));
     }
-    exchange.result = "TCP_TUNNEL";
+    exchange.result = crate::exchange::Disposition::Tunnel;
     let (authority, connect) = destination;
     let host = match &authority.host {
         Host::Domain(name) => name.clone(),
         Host::Ip(ip) => ip.to_string(),
     };
-    let (origin, peer) = shared
-        .upstream
-        .connect(connect, &host, authority.port)
-        .await?;
+    let (origin, peer) = fwd.upstream.connect(connect, &host, authority.port).await?;
     exchange.peer = Some(peer.addr);
     exchange.via_parent = peer.parent;
     let peer = peer.addr;
-    let idle = config.timeouts.tunnel_idle;
     let metrics = metrics.clone();
     let transfer = transfer.clone();
     transfer.set_tunnel();

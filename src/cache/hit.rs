@@ -7,15 +7,15 @@ use std::time::SystemTime;
 
 use http::{request, HeaderValue, Method, Response, StatusCode};
 
-use super::cache_control::CacheControl;
-use super::coalesce::{Published, Role};
-use super::entry::Entry;
-use super::origin::{upstream_copy, Joined, Revalidated};
-use super::outcome::Outcome;
-use super::policy::{self, Verdict};
-use super::serve::{self, Served};
-use super::store::{Found, Tier};
-use super::{Ctx, CACHE_STATUS};
+use crate::cache::flight::coalesce::{Published, Role};
+use crate::cache::miss::{upstream_copy, Joined, Revalidated};
+use crate::cache::outcome::Outcome;
+use crate::cache::policy::cache_control::CacheControl;
+use crate::cache::policy::serve::{self, Served};
+use crate::cache::policy::{self, Verdict};
+use crate::cache::store::record::Entry;
+use crate::cache::store::{Found, Tier};
+use crate::cache::{Ctx, CACHE_STATUS};
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::http::body::{empty, Body};
@@ -127,11 +127,11 @@ impl Ctx<'_> {
                 } else {
                     outcome
                 };
-                exchange.result = outcome.squid_code();
-                if self.shared.privacy.via() {
+                exchange.result = crate::exchange::Disposition::Cache(outcome);
+                if self.shared.forwarding.privacy.via() {
                     response
                         .headers_mut()
-                        .append(http::header::VIA, self.shared.via.clone());
+                        .append(http::header::VIA, self.shared.forwarding.via.clone());
                 }
                 self.mark_with_ttl(&mut response, outcome, fwd_status, ttl);
                 Ok(response)
@@ -196,7 +196,7 @@ impl Ctx<'_> {
 
     pub(super) fn only_if_cached(&self, exchange: &mut Exchange) -> Response<Body> {
         // RFC 9111 §5.2.1.7: nothing suitable stored → 504.
-        exchange.result = Outcome::OnlyIfCachedMiss.squid_code();
+        exchange.result = crate::exchange::Disposition::Cache(Outcome::OnlyIfCachedMiss);
         let mut response = error_page::page(
             StatusCode::GATEWAY_TIMEOUT,
             "Not in cache",
@@ -317,7 +317,7 @@ impl Ctx<'_> {
                         )
                         .await;
                 }
-                exchange.result = Outcome::RefreshFailErr.squid_code();
+                exchange.result = crate::exchange::Disposition::Cache(Outcome::RefreshFailErr);
                 if policy::must_not_serve_stale(&entry.headers) {
                     // RFC 9111 §5.2.2.2: must-revalidate and no origin → 504.
                     return Err(ProxyError::RevalidationFailed(error.to_string()));

@@ -2,31 +2,26 @@
 //! the request path: lookup → (fresh: serve | stale: revalidate | miss:
 //! fetch) → tee the origin body to the client while collecting it → store.
 //!
-//! This file and its two private children, `hit` (stored entry found) and
-//! `origin` (going to the origin, coalesced), are the only ones that know
-//! that order. The pure policy lives in
-//! `cache_control`, `policy`, `validation`, `invalidation`, `vary`, `range`,
-//! `key`, `serve`, `entry` and `outcome`; the tiers in `memory`, `disk` and
-//! `store`; the fan-out of one origin body in `tee`.
+//! The tree says which part is which:
+//! - flow (orchestration): this file and its two private children, `hit`
+//!   (a stored entry was found) and `miss` (going to the origin,
+//!   coalesced), the only ones that know the order of things;
+//! - `policy/` (pure, RFC 9111 + 5861): cache_control, fields, storability
+//!   and freshness (`policy` itself), validation, vary, range,
+//!   invalidation, key, serve (answers built from a stored entry);
+//! - `outcome` (pure): what the cache did, as Cache-Status, Squid code and
+//!   metrics label;
+//! - `store/` (one resource each): the memory tier, the disk tier, the
+//!   record format, and the store that puts them together;
+//! - `flight/` (composition): coalescing of identical requests and the tee
+//!   of one origin body into the client, the followers and the store.
 
-pub mod cache_control;
-pub mod coalesce;
-pub mod disk;
-pub mod entry;
-pub mod fields;
+pub mod flight;
 mod hit;
-pub mod invalidation;
-pub mod key;
-pub mod memory;
-mod origin;
+mod miss;
 pub mod outcome;
 pub mod policy;
-pub mod range;
-pub mod serve;
 pub mod store;
-pub mod tee;
-pub mod validation;
-pub mod vary;
 
 #[cfg(test)]
 mod robustness_tests;
@@ -38,9 +33,9 @@ use http::{Method, Request, Response, Uri};
 use hyper::body::Incoming;
 use tokio_util::task::TaskTracker;
 
-use self::cache_control::CacheControl;
-use self::coalesce::Coalescer;
+use self::flight::coalesce::Coalescer;
 use self::outcome::Outcome;
+use self::policy::cache_control::CacheControl;
 use self::policy::PolicyConfig;
 use self::store::{Lookup, Store};
 use crate::config::Config;
@@ -63,7 +58,7 @@ pub struct Cache {
 
 impl Cache {
     /// Opens the tiers described by `[cache]`.
-    pub fn open(config: &Config) -> Result<Cache, disk::DiskError> {
+    pub fn open(config: &Config) -> Result<Cache, store::disk::DiskError> {
         let c = &config.cache;
         let store = Store::open(
             &config.resolve(&c.dir),
@@ -113,13 +108,16 @@ pub async fn handle(
         connect,
     } = destination;
     let (parts, incoming) = request.into_parts();
-    let url = key::cache_key(&uri);
+    let url = policy::key::cache_key(&uri);
     let target = uri.clone();
-    exchange.result = Outcome::Bypass.squid_code();
-    let parts = match forward::prepare(shared, parts, uri)? {
-        Prepared::Answer(response) => return Ok(response),
+    let parts = match forward::prepare(&shared.forwarding, parts, uri)? {
+        Prepared::Answer(response) => {
+            exchange.result = crate::exchange::Disposition::Proxy;
+            return Ok(response);
+        }
         Prepared::Send(parts) => parts,
     };
+    exchange.result = crate::exchange::Disposition::Cache(Outcome::Bypass);
     let route = Route {
         authority,
         connect,
@@ -128,7 +126,7 @@ pub async fn handle(
     let has_body = !http_body::Body::is_end_stream(&incoming);
     let Some(url) = url else {
         let (body, watch) = client_body(shared, incoming).await?;
-        return origin::pass_through(shared, &route, parts, body, exchange)
+        return miss::pass_through(shared, &route, parts, body, exchange)
             .await
             .map_err(|e| watch.blame(e));
     };

@@ -7,11 +7,11 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 
-use super::cache_control::{request_no_cache, CacheControl};
-use super::key::cache_key;
-use super::policy::*;
-use super::range::{content_range_value, evaluate_range, RangeVerdict};
-use super::vary::{secondary_key, vary_names};
+use crate::cache::policy::cache_control::{request_no_cache, CacheControl};
+use crate::cache::policy::key::cache_key;
+use crate::cache::policy::range::{content_range_value, evaluate_range, RangeVerdict};
+use crate::cache::policy::vary::{secondary_key, vary_names};
+use crate::cache::policy::*;
 
 const NAMES: &[&str] = &[
     "cache-control",

@@ -2,6 +2,7 @@
 //! targets, hop-by-hop handling and error pages. Pure.
 
 pub mod body;
+pub mod detach;
 pub mod error_page;
 pub mod hop_by_hop;
 pub mod max_forwards;

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use http::Method;
 
-use crate::cache::disk::DiskTier;
-use crate::cache::entry::decode;
-use crate::cache::key::cache_key;
+use crate::cache::policy::key::cache_key;
+use crate::cache::store::disk::DiskTier;
+use crate::cache::store::record::decode;
 use crate::http::target::{classify, Target};
 
 /// What to do to the cache.
@@ -82,8 +82,8 @@ fn stats(disk: &DiskTier) -> Result<(), String> {
     for key in disk.keys().collect::<Vec<_>>() {
         if let Some(raw) = disk.raw_get(&key).map_err(|e| e.to_string())? {
             match decode(&raw) {
-                Ok(crate::cache::entry::Record::Entry(_)) => entries += 1,
-                Ok(crate::cache::entry::Record::Index(_)) => indexes += 1,
+                Ok(crate::cache::store::record::Record::Entry(_)) => entries += 1,
+                Ok(crate::cache::store::record::Record::Index(_)) => indexes += 1,
                 Err(_) => bad += 1,
             }
         }

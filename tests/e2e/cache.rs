@@ -546,8 +546,8 @@ async fn entries_survive_restart_with_the_origin_down_and_corrupt_ones_are_not_s
 
     // Flip a byte in the stored body of /corrupt, through the disk tier's raw API.
     {
-        let disk =
-            cachalot::cache::disk::DiskTier::open(&dir.path().join("cache"), 1 << 30).unwrap();
+        let disk = cachalot::cache::store::disk::DiskTier::open(&dir.path().join("cache"), 1 << 30)
+            .unwrap();
         let key = disk
             .keys()
             .find(|k| k.starts_with('E') && k.contains("/corrupt"))

@@ -35,7 +35,7 @@ async fn get_with(
 
 /// Waits until a response for `url`, as requested with `fields`, is stored.
 async fn stored(proxy: &RunningProxy, url: &str, fields: &[(&str, &str)]) {
-    let key = cachalot::cache::key::cache_key(&url.parse().unwrap()).unwrap();
+    let key = cachalot::cache::policy::key::cache_key(&url.parse().unwrap()).unwrap();
     let mut headers = HeaderMap::new();
     for (name, value) in fields {
         headers.append(

@@ -333,7 +333,7 @@ async fn calamaris_and_stats_agree_with_the_clients_on_the_byte_hit_ratio() {
         .stdin(std::fs::File::open(&path).unwrap())
         .output();
     let Ok(calamaris) = calamaris else {
-        eprintln!("SKIPPED calamaris check: calamaris is not installed");
+        tool_missing("calamaris", "the calamaris check");
         return;
     };
     let text = String::from_utf8_lossy(&calamaris.stdout);

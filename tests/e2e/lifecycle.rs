@@ -290,3 +290,27 @@ async fn binary_serves_curl_and_exits_zero_on_sigterm() {
         .unwrap();
     assert!(status.success(), "exit status {status}");
 }
+
+#[tokio::test]
+async fn check_config_lists_compile_errors_beside_parse_errors() {
+    // A bad value (parsing), a bad access rule and a bad parent (compiled
+    // by the code the proxy runs): all three, each with its key.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[timeouts]\ndrain = \"soon\"\n\
+         [[acl]]\naction = \"allow\"\nsrc = [\"10.0.0.0/33\"]\n\
+         [[parent]]\nhost = \"p\"\nport = 0\n",
+    )
+    .unwrap();
+    let out = run_cli(&["check-config", path.to_str().unwrap()]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for key in ["timeouts.drain:", "acl[0].src:", "parent[0].port:"] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(key)),
+            "{key} in\n{stderr}"
+        );
+    }
+}

@@ -237,7 +237,7 @@ async fn calamaris_and_goaccess_read_our_log_and_agree_on_the_figures() {
             .is_ok()
     };
     if !have("calamaris") {
-        eprintln!("SKIPPED calamaris check: calamaris is not installed");
+        tool_missing("calamaris", "the calamaris check");
         return;
     }
     let origin = origin().await;
@@ -293,7 +293,9 @@ async fn calamaris_and_goaccess_read_our_log_and_agree_on_the_figures() {
         "{report}"
     );
 
-    if have("goaccess") {
+    if !have("goaccess") {
+        tool_missing("goaccess", "the goaccess check");
+    } else {
         let json = proxy.dir.path().join("goaccess.json");
         let status = std::process::Command::new("goaccess")
             .arg(&path)
@@ -491,4 +493,46 @@ async fn cache_tool_purges_counts_and_clears_a_stopped_proxys_cache() {
     assert!(tool(&["stats"]).starts_with("1 responses under 1 URLs"));
     tool(&["clear"]);
     assert!(tool(&["stats"]).starts_with("0 responses"));
+}
+
+#[tokio::test]
+async fn a_failed_revalidation_is_logged_as_refresh_fail_err() {
+    // RFC 9111 §5.2.2.2: must-revalidate and the origin gone → 504, and the
+    // log keeps the cache's own code, not the error's TCP_MISS.
+    let origin = Scripted::start(|_, _| {
+        respond(
+            200,
+            &[
+                ("cache-control", "max-age=1, must-revalidate".into()),
+                ("etag", "\"e\"".into()),
+                ("date", date_ago(30)),
+            ],
+            "kept",
+        )
+    })
+    .await;
+    let proxy = start_proxy("").await;
+    let url = origin.url("/must-revalidate");
+    fetch(proxy.addr, get(&url)).await;
+    let key = cachalot::cache::policy::key::cache_key(&url.parse().unwrap()).unwrap();
+    within("stored", async {
+        while !matches!(
+            proxy
+                .proxy
+                .cache
+                .store
+                .lookup(&key, &http::HeaderMap::new())
+                .await,
+            cachalot::cache::store::Lookup::Hit(_)
+        ) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    origin.stop();
+    let (status, _, _) = fetch(proxy.addr, get(&url)).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    finished(&proxy, 2).await;
+    let lines = log_lines(&proxy);
+    assert_eq!(code(&lines[1]), "TCP_REFRESH_FAIL_ERR/504", "{}", lines[1]);
 }

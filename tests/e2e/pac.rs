@@ -150,7 +150,7 @@ async fn find_proxy_for_url_sends_lan_and_direct_domains_direct_in_node() {
     let urls: Vec<&str> = expected.iter().map(|(u, _)| *u).collect();
     let dir = tempfile::tempdir().unwrap();
     let Some(results) = evaluate(dir.path(), &pac.body, &urls) else {
-        eprintln!("SKIPPED: node is not installed; the PAC file was not evaluated");
+        tool_missing("node", "the PAC evaluation");
         return;
     };
     for (url, _) in expected {

@@ -415,7 +415,7 @@ async fn promtool_accepts_the_metrics() {
         .arg("--version")
         .output()
     else {
-        eprintln!("SKIPPED promtool_accepts_the_metrics: promtool is not installed");
+        tool_missing("promtool", "promtool_accepts_the_metrics");
         return;
     };
     assert!(version.status.success());

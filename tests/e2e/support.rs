@@ -730,7 +730,17 @@ pub async fn fetch(
     (status, headers, body)
 }
 
-/// True when `curl` runs; prints a note otherwise so a skip is visible.
+/// Says that `tool` is missing for `what`: a visible skip locally, a
+/// failure where `CACHALOT_REQUIRE_TOOLS` is set (CI installs every tool, so
+/// a test there never passes by skipping).
+pub fn tool_missing(tool: &str, what: &str) {
+    if std::env::var_os("CACHALOT_REQUIRE_TOOLS").is_some() {
+        panic!("{what} needs {tool}, which is not installed (CACHALOT_REQUIRE_TOOLS is set)");
+    }
+    eprintln!("SKIPPED {what}: {tool} is not installed");
+}
+
+/// True when `curl` runs; says so otherwise (see [`tool_missing`]).
 pub async fn curl_available(test: &str) -> bool {
     let ok = tokio::process::Command::new("curl")
         .arg("--version")
@@ -738,7 +748,7 @@ pub async fn curl_available(test: &str) -> bool {
         .await
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("SKIPPED {test}: curl is not installed");
+        tool_missing("curl", test);
     }
     ok
 }

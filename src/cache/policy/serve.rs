@@ -7,10 +7,12 @@ use std::time::Duration;
 use http::header::{CONTENT_LENGTH, CONTENT_RANGE};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 
-use super::entry::Entry;
-use super::policy::age_header_value;
-use super::range::{content_range_value, evaluate_range, unsatisfied_range_value, RangeVerdict};
-use super::validation::{client_conditional, last_modified_stand_in, Conditional};
+use crate::cache::policy::age_header_value;
+use crate::cache::policy::range::{
+    content_range_value, evaluate_range, unsatisfied_range_value, RangeVerdict,
+};
+use crate::cache::policy::validation::{client_conditional, last_modified_stand_in, Conditional};
+use crate::cache::store::record::Entry;
 use crate::http::body::{empty, full, Body};
 
 /// The answer built from a stored entry.

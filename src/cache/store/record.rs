@@ -8,7 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 
-use super::policy::StoredTimes;
+use crate::cache::policy::StoredTimes;
 
 /// Bytes every record starts with.
 const MAGIC: &[u8; 4] = b"CHLT";
@@ -245,5 +245,5 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-#[path = "entry_tests.rs"]
+#[path = "record_tests.rs"]
 mod tests;

@@ -6,6 +6,10 @@
 //! Keys: `I<url>` holds a URL's [`VaryIndex`]; `E<url>\n<secondary>` holds
 //! one variant, valid only while its generation matches the index's.
 
+pub mod disk;
+pub mod memory;
+pub mod record;
+
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
@@ -17,10 +21,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
 
-use super::disk::{DiskError, DiskTier};
-use super::entry::{encode, Entry, Record, VaryIndex};
-use super::memory::MemoryTier;
-use super::vary;
+use crate::cache::policy::vary;
+use crate::cache::store::disk::{DiskError, DiskTier};
+use crate::cache::store::memory::MemoryTier;
+use crate::cache::store::record::{encode, Entry, Record, VaryIndex};
 
 /// Which tier answered a lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -422,7 +426,7 @@ mod tests {
         let entry = Entry {
             status: http::StatusCode::OK,
             headers: HeaderMap::new(),
-            times: super::super::policy::StoredTimes {
+            times: crate::cache::policy::StoredTimes {
                 request_time: SystemTime::now(),
                 response_time: SystemTime::now(),
             },

@@ -2,6 +2,10 @@
 //! RFC 8246).
 
 use super::*;
+use std::time::{Duration, SystemTime};
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode, Uri};
 use std::time::UNIX_EPOCH;
 
 const DAY: u64 = 24 * 60 * 60;

@@ -20,7 +20,7 @@
 
 use http::header::{self, HeaderMap};
 
-use super::fields::{decimal, is_tchar, list_tokens};
+use crate::cache::policy::fields::{decimal, is_tchar, list_tokens};
 
 /// The largest delta-seconds value we represent: 2^31 (RFC 9111 §1.2.2).
 pub const DELTA_SECONDS_MAX: u64 = 1 << 31;

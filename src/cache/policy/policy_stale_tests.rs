@@ -2,6 +2,9 @@
 //! §4.2.4) and the `ttl` that such an answer reports (RFC 9211 §2.4).
 
 use super::*;
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderValue};
 
 const WEEK: u64 = 7 * 24 * 60 * 60;
 

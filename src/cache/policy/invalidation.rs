@@ -4,7 +4,7 @@
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode, Uri};
 
-use super::key::{cache_key, effective_port};
+use crate::cache::policy::key::{cache_key, effective_port};
 
 /// Whether this exchange invalidates stored responses (RFC 9111 §4.4): an
 /// unsafe method (anything but GET, HEAD, OPTIONS and TRACE, RFC 9110 §9.2.1,

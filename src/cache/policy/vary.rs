@@ -4,7 +4,7 @@
 
 use http::header::{self, HeaderMap};
 
-use super::fields::list_tokens;
+use crate::cache::policy::fields::list_tokens;
 
 /// The field names listed by all `Vary` lines of a response: lower-cased,
 /// deduplicated and sorted, so `Vary: A, B` and `Vary: b, a` give the same

@@ -12,13 +12,13 @@ use http::header::{
 use http::{request, HeaderValue, Method, Request, Response, StatusCode};
 use tokio::sync::watch;
 
-use super::coalesce::{self, LeaderGuard, Published, Role, SharedResponse};
-use super::entry::Entry;
-use super::outcome::Outcome;
-use super::policy::{self, StoredTimes, Verdict};
-use super::store::{Found, Lookup};
-use super::tee::Fill;
-use super::{key, vary, Ctx, CACHE_STATUS};
+use crate::cache::flight::coalesce::{self, LeaderGuard, Published, Role, SharedResponse};
+use crate::cache::flight::tee::Fill;
+use crate::cache::outcome::Outcome;
+use crate::cache::policy::{self, StoredTimes, Verdict};
+use crate::cache::store::record::Entry;
+use crate::cache::store::{Found, Lookup};
+use crate::cache::{policy::key, policy::vary, Ctx, CACHE_STATUS};
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::forward::{self, Route};
@@ -34,9 +34,9 @@ pub(super) async fn pass_through(
     body: Body,
     exchange: &mut Exchange,
 ) -> Result<Response<Body>, ProxyError> {
-    let response = forward::send(shared, route, parts, body, exchange).await?;
+    let response = forward::send(&shared.forwarding, route, parts, body, exchange).await?;
     let (mut parts, incoming) = response.into_parts();
-    forward::finish(shared, &mut parts);
+    forward::finish(&shared.forwarding, &mut parts);
     Ok(Response::from_parts(parts, body::boxed(incoming)))
 }
 
@@ -231,7 +231,14 @@ impl Ctx<'_> {
     ) -> Result<Response<Body>, ProxyError> {
         let upstream = upstream_copy(&parts, Method::GET);
         let request_time = SystemTime::now();
-        let response = forward::send(self.shared, &self.route, upstream, empty(), exchange).await?;
+        let response = forward::send(
+            &self.shared.forwarding,
+            &self.route,
+            upstream,
+            empty(),
+            exchange,
+        )
+        .await?;
         self.answer_from_origin(parts, response, request_time, outcome, leader, exchange)
     }
 
@@ -261,7 +268,7 @@ impl Ctx<'_> {
             }
             *response.body_mut() = empty();
         }
-        exchange.result = outcome.squid_code();
+        exchange.result = crate::exchange::Disposition::Cache(outcome);
         exchange.coalesced = true;
         self.cache.coalescer.count_follower();
         let value = format!(
@@ -283,11 +290,12 @@ impl Ctx<'_> {
         body: Body,
         exchange: &mut Exchange,
     ) -> Result<Response<Body>, ProxyError> {
-        exchange.result = outcome.squid_code();
-        let response = forward::send(self.shared, &self.route, parts, body, exchange).await?;
+        exchange.result = crate::exchange::Disposition::Cache(outcome);
+        let response =
+            forward::send(&self.shared.forwarding, &self.route, parts, body, exchange).await?;
         let status = response.status().as_u16();
         let (mut head, incoming) = response.into_parts();
-        forward::finish(self.shared, &mut head);
+        forward::finish(&self.shared.forwarding, &mut head);
         let mut response = Response::from_parts(head, body::boxed(incoming));
         self.mark(&mut response, outcome, Some(status), false);
         Ok(response)
@@ -304,7 +312,7 @@ impl Ctx<'_> {
         leader: Option<LeaderGuard>,
         exchange: &mut Exchange,
     ) -> Result<Response<Body>, ProxyError> {
-        exchange.result = outcome.squid_code();
+        exchange.result = crate::exchange::Disposition::Cache(outcome);
         let response_time = SystemTime::now();
         let (mut head, incoming) = response.into_parts();
         let status = head.status;
@@ -328,7 +336,7 @@ impl Ctx<'_> {
         if let Some(detail) = cookie_detail {
             tracing::debug!(url = %self.url, "Set-Cookie not cached ({detail}): never replayed to another client");
         }
-        forward::finish(self.shared, &mut head);
+        forward::finish(&self.shared.forwarding, &mut head);
         let not_modified =
             policy::client_conditional(&parts.method, &parts.headers, &stored_headers, None)
                 == policy::Conditional::NotModified;
@@ -412,7 +420,14 @@ impl Ctx<'_> {
             }
         }
         let request_time = SystemTime::now();
-        let response = forward::send(self.shared, &self.route, upstream, empty(), exchange).await?;
+        let response = forward::send(
+            &self.shared.forwarding,
+            &self.route,
+            upstream,
+            empty(),
+            exchange,
+        )
+        .await?;
         if response.status() == StatusCode::NOT_MODIFIED
             && policy::validators_match_304(&entry.headers, response.headers())
         {
@@ -456,9 +471,10 @@ impl Ctx<'_> {
         // The head a later GET of the URI would have sent: the request
         // fields that select its variant, without conditionals.
         let as_get = (method == Method::POST).then(|| upstream_copy(&parts, Method::GET));
-        exchange.result = Outcome::Bypass.squid_code();
+        exchange.result = crate::exchange::Disposition::Cache(Outcome::Bypass);
         let request_time = SystemTime::now();
-        let response = forward::send(self.shared, &self.route, parts, body, exchange).await?;
+        let response =
+            forward::send(&self.shared.forwarding, &self.route, parts, body, exchange).await?;
         let status = response.status();
         if policy::invalidates(&method, status) {
             for target in policy::invalidation_targets(&uri, response.headers()) {
@@ -480,7 +496,7 @@ impl Ctx<'_> {
             }
         }
         let (mut head, incoming) = response.into_parts();
-        forward::finish(self.shared, &mut head);
+        forward::finish(&self.shared.forwarding, &mut head);
         let mut response = Response::from_parts(head, body::boxed(incoming));
         self.mark(&mut response, Outcome::Bypass, Some(status.as_u16()), false);
         Ok(response)

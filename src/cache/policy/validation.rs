@@ -9,8 +9,8 @@ use std::time::SystemTime;
 use http::header::{self, HeaderMap};
 use http::Method;
 
-use super::fields::{http_date, unix_secs};
-use super::policy::headers_to_store;
+use crate::cache::policy::fields::{http_date, unix_secs};
+use crate::cache::policy::headers_to_store;
 
 /// An entity-tag (RFC 9110 §8.8.3) borrowed from a field value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::entry::{self, DecodeError, Record};
+use crate::cache::store::record::{self, DecodeError, Record};
 
 /// The persistent tier.
 pub struct DiskTier {
@@ -70,7 +70,7 @@ impl DiskTier {
         };
         // The record's bytes are shared with sled's buffer: the body is not copied.
         let raw = bytes::Bytes::from_owner(raw);
-        match entry::decode_shared(&raw) {
+        match record::decode_shared(&raw) {
             Ok(record) => Ok(Some(record)),
             Err(e) => {
                 self.drop_corrupt(key, e)?;
@@ -238,7 +238,7 @@ fn be_u64(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::entry::{encode, VaryIndex};
+    use crate::cache::store::record::{encode, VaryIndex};
     use std::sync::Arc;
 
     fn index(generation: u64, pad: usize) -> Vec<u8> {

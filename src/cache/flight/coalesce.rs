@@ -17,9 +17,9 @@ use std::time::Duration;
 use http::{HeaderMap, StatusCode};
 use tokio::sync::watch;
 
-use super::entry::Entry;
-use super::tee::Fill;
-use super::vary;
+use crate::cache::flight::tee::Fill;
+use crate::cache::policy::vary;
+use crate::cache::store::record::Entry;
 
 /// A response the leader may share, as the client sees its head.
 pub struct SharedResponse {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::Method;
 
-use super::fields::{ascii_value, decimal, http_date, is_tchar, parse_http_date};
-use super::validation::EntityTag;
+use crate::cache::policy::fields::{ascii_value, decimal, http_date, is_tchar, parse_http_date};
+use crate::cache::policy::validation::EntityTag;
 
 /// How to answer a request that may carry `Range`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

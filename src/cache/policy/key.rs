@@ -3,7 +3,7 @@
 
 use http::Uri;
 
-use super::fields::decimal;
+use crate::cache::policy::fields::decimal;
 
 /// The primary cache key of an absolute target URI: scheme `://` lower-cased
 /// host, `:port` only when it is not the scheme's default (80 for http, 443

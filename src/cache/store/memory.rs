@@ -7,7 +7,7 @@ use std::sync::Arc;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
-use super::entry::Record;
+use crate::cache::store::record::Record;
 
 /// Bounded in-memory records, least recently / frequently used evicted first.
 pub struct MemoryTier {
@@ -95,7 +95,7 @@ impl MemoryTier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::entry::VaryIndex;
+    use crate::cache::store::record::VaryIndex;
 
     fn index(n: usize) -> Record {
         Record::Index(Arc::new(VaryIndex {
