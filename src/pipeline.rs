@@ -25,7 +25,7 @@ use crate::exchange::{Disposition, Exchange};
 use crate::http::body::{self, Body};
 use crate::http::error_page;
 use crate::http::target::{self, Authority, Host, Target};
-use crate::metrics::live::{Counted as CountedBody, Registration, Transfer};
+use crate::metrics::live::{CountedBody, Registration, Transfer};
 use crate::metrics::window::Finished;
 use crate::metrics::{Counted, Outcome};
 use crate::shared::{Proxy, Shared};

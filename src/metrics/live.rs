@@ -271,18 +271,18 @@ impl Live {
 }
 
 /// A response body that counts its bytes into a [`Transfer`] as they go.
-pub struct Counted<B> {
+pub struct CountedBody<B> {
     inner: B,
     transfer: Option<Arc<Transfer>>,
 }
 
-impl<B> Counted<B> {
+impl<B> CountedBody<B> {
     pub fn new(inner: B, transfer: Option<Arc<Transfer>>) -> Self {
         Counted { inner, transfer }
     }
 }
 
-impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for Counted<B> {
+impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for CountedBody<B> {
     type Data = Bytes;
     type Error = B::Error;
 
