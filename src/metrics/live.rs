@@ -278,7 +278,7 @@ pub struct CountedBody<B> {
 
 impl<B> CountedBody<B> {
     pub fn new(inner: B, transfer: Option<Arc<Transfer>>) -> Self {
-        Counted { inner, transfer }
+        CountedBody { inner, transfer }
     }
 }
 
