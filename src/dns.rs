@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::DnsConfig;
+use crate::metrics::Histogram;
 
 /// RFC 8767 §5: after a failed refresh, an expired answer is served without
 /// asking again for this long (the "failure recheck timer").
@@ -60,8 +61,8 @@ pub struct Resolved {
     pub source: Source,
 }
 
-/// The counters `/metrics` shows.
-#[derive(Debug, Default)]
+/// The counters `/metrics` shows (encoded in `metrics::encode`).
+#[derive(Debug)]
 pub struct DnsMetrics {
     /// Lookups asked of the resolver (cache hits included).
     pub lookups: AtomicU64,
@@ -77,67 +78,16 @@ pub struct DnsMetrics {
     pub latency: Histogram,
 }
 
-/// Upper bounds of the latency histogram's buckets, in seconds.
-const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
-
-/// A Prometheus histogram of durations (lock-free).
-#[derive(Debug, Default)]
-pub struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            if let Some(c) = self.counts.get(i) {
-                c.fetch_add(1, Ordering::Relaxed);
-            }
+impl Default for DnsMetrics {
+    fn default() -> Self {
+        DnsMetrics {
+            lookups: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            queries: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
+            latency: Histogram::new(crate::metrics::histogram::DNS_BUCKETS),
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    fn render(&self, name: &str, help: &str, out: &mut String) {
-        use std::fmt::Write as _;
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
-            cumulative += count.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}");
-        let _ = writeln!(out, "{name}_count {count}");
-    }
-}
-
-impl DnsMetrics {
-    /// Appends the resolver's metrics in the Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        for (name, help, value) in [
-            ("lookups_total", "Name lookups asked of the resolver (cache hits included).", &self.lookups),
-            ("cache_hits_total", "Lookups answered from the resolver cache within the TTL.", &self.cache_hits),
-            ("queries_total", "DNS queries sent to the name servers.", &self.queries),
-            ("failures_total", "Lookups that ended without an address.", &self.failures),
-            ("stale_answers_total", "Lookups answered with an expired answer because the name servers did not answer (RFC 8767).", &self.stale),
-        ] {
-            let _ = writeln!(out, "# HELP cachalot_dns_{name} {help}");
-            let _ = writeln!(out, "# TYPE cachalot_dns_{name} counter");
-            let _ = writeln!(out, "cachalot_dns_{name} {}", value.load(Ordering::Relaxed));
-        }
-        self.latency.render(
-            "cachalot_dns_query_duration_seconds",
-            "Time the name servers took to answer a query.",
-            out,
-        );
     }
 }
 
@@ -162,7 +112,7 @@ pub struct Resolver {
     flights: Mutex<HashMap<String, Flight>>,
     config: DnsConfig,
     degraded: AtomicBool,
-    pub metrics: DnsMetrics,
+    pub metrics: Arc<DnsMetrics>,
 }
 
 impl Resolver {
@@ -216,7 +166,7 @@ impl Resolver {
             flights: Mutex::new(HashMap::new()),
             config: config.clone(),
             degraded: AtomicBool::new(false),
-            metrics: DnsMetrics::default(),
+            metrics: Arc::new(DnsMetrics::default()),
         })
     }
 

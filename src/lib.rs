@@ -12,6 +12,11 @@
 //!   → access log + metrics once delivered (access_log, metrics)
 //! ```
 //!
+//! Every request is in the table of requests in flight (`metrics::live`)
+//! from its arrival to that moment; the admin listener's status page reads
+//! it and the bandwidth windows (`metrics::window`), `/metrics` the
+//! counters (`metrics::encode`).
+//!
 //! Layers, lowest first; a module uses its own layer or a lower one
 //! (`.ci/layers` checks that the pure ones import no tokio and read no clock):
 //! - pure: `config`, `config_error`, `error`, `exchange`, `http::*`, `acl`,
@@ -21,6 +26,7 @@
 //! - one resource each: `dns` (the caching resolver), `upstream` (outbound
 //!   sockets, pools, parents), `auth` (users file, bcrypt),
 //!   `cache::store::{memory, disk, record}`, `access_log::writer`, `metrics`
+//!   (with `live`, `window`, `histogram`, `encode`)
 //! - composition: `cache::store` (the tiers together), `cache::flight::*`
 //!   (coalescing, tee), `forward`, `tunnel`
 //! - orchestration: `cache` (with `hit` and `miss`), `pipeline`, `shared`

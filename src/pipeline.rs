@@ -25,6 +25,9 @@ use crate::exchange::{Disposition, Exchange};
 use crate::http::body::{self, Body};
 use crate::http::error_page;
 use crate::http::target::{self, Authority, Host, Target};
+use crate::metrics::live::{CountedBody, Registration, Transfer};
+use crate::metrics::window::Finished;
+use crate::metrics::{Counted, Outcome};
 use crate::shared::{Proxy, Shared};
 use crate::upstream::Connect;
 use crate::{cache, tunnel};
@@ -41,15 +44,18 @@ pub async fn handle<H: Send + Unpin + 'static>(
     held: H,
 ) -> Response<Body> {
     let shared = proxy.current();
+    let now = Instant::now().into_std();
+    let target = request.uri().to_string();
+    let live = proxy
+        .metrics
+        .live
+        .start(client.ip(), request.method(), &target, now);
+    let transfer = live.transfer.clone();
     // Logged as aborted if the client leaves before there is an answer.
     let mut pending = Unanswered {
-        exchange: Exchange::new(
-            client,
-            request.method(),
-            request.uri().to_string(),
-            Instant::now().into_std(),
-        ),
+        exchange: Exchange::new(client, request.method(), target, now),
         proxy: proxy.clone(),
+        live: Some(live),
         answered: false,
     };
     let record = &mut pending.exchange;
@@ -74,7 +80,7 @@ pub async fn handle<H: Send + Unpin + 'static>(
         let c = &shared.config;
         crate::pac::answer(&c.pac, &c.acl, proxy.listen_addr.port(), host)
     } else {
-        run(&proxy, &shared, client, request, record).await
+        run(&proxy, &shared, client, request, record, &transfer).await
     };
     let mut response = match result {
         Ok(response) => response,
@@ -95,7 +101,8 @@ pub async fn handle<H: Send + Unpin + 'static>(
     }
     shared.forwarding.privacy.response(response.headers_mut());
     record.status = Some(response.status());
-    record_when_done(&proxy, response, pending.answer(), wire, held)
+    let (exchange, live) = pending.answer();
+    record_when_done(&proxy, response, (exchange, live), wire, held)
 }
 
 /// A request with no answer yet: dropped so (the client left while it was
@@ -103,14 +110,16 @@ pub async fn handle<H: Send + Unpin + 'static>(
 struct Unanswered {
     exchange: Exchange,
     proxy: Arc<Proxy>,
+    /// Its place among the requests in flight (the status page).
+    live: Option<Registration>,
     answered: bool,
 }
 
 impl Unanswered {
     /// There is an answer: the record goes with it.
-    fn answer(mut self) -> Exchange {
+    fn answer(mut self) -> (Exchange, Option<Registration>) {
         self.answered = true;
-        self.take()
+        (self.take(), self.live.take())
     }
 
     /// The record, an empty one (no allocation) left in its place.
@@ -133,7 +142,12 @@ impl Drop for Unanswered {
                 complete: false,
             };
             let exchange = self.take();
-            log_record(&self.proxy, exchange, None, None, gone, 0, None);
+            let done = Done {
+                delivered: gone,
+                body_bytes: 0,
+                tunnel: None,
+            };
+            log_record(&self.proxy, exchange, self.live.take(), (None, None), done);
         }
     }
 }
@@ -176,7 +190,7 @@ fn mark_proxy_made(
 fn record_when_done<H: Send + Unpin + 'static>(
     proxy: &Arc<Proxy>,
     response: Response<Body>,
-    exchange: Exchange,
+    (exchange, live): (Exchange, Option<Registration>),
     wire: Arc<Wire>,
     held: H,
 ) -> Response<Body> {
@@ -190,16 +204,14 @@ fn record_when_done<H: Send + Unpin + 'static>(
         .map(crate::http::detach::detach_value);
     let cache_status = parts.headers.get("cache-status").cloned();
     let proxy = proxy.clone();
+    let transfer = live.as_ref().map(|l| l.transfer.clone());
     let log = move |delivered: Delivered, body_bytes: u64, tunnel: Option<TunnelBytes>| {
-        log_record(
-            &proxy,
-            exchange,
-            content_type,
-            cache_status,
+        let done = Done {
             delivered,
             body_bytes,
             tunnel,
-        );
+        };
+        log_record(&proxy, exchange, live, (content_type, cache_status), done);
     };
     let on_body_done = move |body_bytes: u64, complete: bool| {
         let report: Report = match on_close {
@@ -222,20 +234,34 @@ fn record_when_done<H: Send + Unpin + 'static>(
         };
         wire.body_done(complete, report);
     };
+    let body = CountedBody::new(body, transfer);
     Response::from_parts(parts, body::boxed(Finish::new(body, on_body_done)))
+}
+
+/// How a response went out.
+struct Done {
+    delivered: Delivered,
+    body_bytes: u64,
+    tunnel: Option<TunnelBytes>,
 }
 
 /// Writes one request's line and counts it, at the moment it is done.
 fn log_record(
     proxy: &Proxy,
     exchange: Exchange,
-    content_type: Option<http::HeaderValue>,
-    cache_status: Option<http::HeaderValue>,
-    delivered: Delivered,
-    body_bytes: u64,
-    tunnel: Option<TunnelBytes>,
+    live: Option<Registration>,
+    (content_type, cache_status): (Option<http::HeaderValue>, Option<http::HeaderValue>),
+    done: Done,
 ) {
-    let hit = crate::stats::codes::is_hit(exchange.result.squid_code());
+    let Done {
+        delivered,
+        body_bytes,
+        tunnel,
+    } = done;
+    let class = crate::stats::codes::classify(exchange.result.squid_code());
+    let hit = class.hit;
+    let failed = exchange.error.is_some();
+    let connect = exchange.method == Method::CONNECT;
     let reset = tunnel.is_some_and(|t| t.client_reset || t.origin_reset);
     let record = LogRecord {
         time: SystemTime::now(),
@@ -267,12 +293,23 @@ fn log_record(
         tunnel,
     };
     // A tunnel's bytes to the client were counted as they flowed.
-    proxy.metrics.request(
-        record.result,
-        record.aborted,
-        delivered.bytes,
-        record.bytes_from_origin,
-    );
+    proxy.metrics.request(Counted {
+        code: record.result,
+        aborted: record.aborted,
+        bytes: delivered.bytes,
+        from_origin: record.bytes_from_origin,
+        hit,
+        outcome: Outcome::of(record.result, hit, failed),
+        elapsed: record.elapsed,
+    });
+    if let Some(live) = live {
+        // The hit ratio counts what `cachalot stats` counts: cacheable traffic.
+        let counts = class.cacheable && !connect;
+        live.finish(counts.then_some(Finished {
+            hit,
+            bytes: delivered.bytes,
+        }));
+    }
     if let Some(log) = &proxy.log {
         log.log(record);
     }
@@ -321,6 +358,7 @@ async fn run(
     client: SocketAddr,
     request: Request<Incoming>,
     exchange: &mut Exchange,
+    transfer: &Arc<Transfer>,
 ) -> Result<Response<Body>, ProxyError> {
     if let Some(auth) = &shared.auth {
         match auth.check(request.headers(), client.ip()).await {
@@ -350,7 +388,7 @@ async fn run(
             tunnel::open(
                 (&shared.forwarding, shared.config.timeouts.tunnel_idle),
                 &proxy.tasks,
-                &proxy.metrics,
+                (&proxy.metrics, transfer),
                 request,
                 (&authority, &connect),
                 exchange,

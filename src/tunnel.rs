@@ -26,6 +26,7 @@ use crate::forward::Forwarding;
 use crate::http::body::{empty, Body};
 use crate::http::target::Authority;
 use crate::http::via;
+use crate::metrics::live::Transfer;
 use crate::metrics::Metrics;
 use crate::upstream::Connect;
 
@@ -66,7 +67,7 @@ impl OnClose {
 pub async fn open(
     (fwd, idle): (&Forwarding, Duration),
     tasks: &TaskTracker,
-    metrics: &Arc<Metrics>,
+    (metrics, transfer): (&Arc<Metrics>, &Arc<Transfer>),
     request: Request<Incoming>,
     destination: (&Authority, &Connect),
     exchange: &mut Exchange,
@@ -82,10 +83,12 @@ pub async fn open(
     exchange.via_parent = peer.parent;
     let peer = peer.addr;
     let metrics = metrics.clone();
+    let transfer = transfer.clone();
+    transfer.set_tunnel();
     let (report_to, report) = oneshot::channel::<CloseReport>();
     tasks.spawn(async move {
         metrics.tunnels.fetch_add(1, Ordering::Relaxed);
-        let tally = Tally::new(metrics.clone());
+        let tally = Tally::new(metrics.clone(), Some(transfer));
         match hyper::upgrade::on(request).await {
             Ok(upgraded) => match splice(TokioIo::new(upgraded), origin, idle, &tally).await {
                 Ok(()) => tracing::debug!(%peer, "tunnel closed"),
@@ -120,16 +123,19 @@ struct Tally {
     client_reset: AtomicBool,
     origin_reset: AtomicBool,
     metrics: Arc<Metrics>,
+    /// The tunnel's entry among the requests in flight (the status page).
+    transfer: Option<Arc<Transfer>>,
 }
 
 impl Tally {
-    fn new(metrics: Arc<Metrics>) -> Arc<Tally> {
+    fn new(metrics: Arc<Metrics>, transfer: Option<Arc<Transfer>>) -> Arc<Tally> {
         Arc::new(Tally {
             up: AtomicU64::new(0),
             down: AtomicU64::new(0),
             client_reset: AtomicBool::new(false),
             origin_reset: AtomicBool::new(false),
             metrics,
+            transfer,
         })
     }
 
@@ -217,10 +223,16 @@ impl<T> Tracked<T> {
                 End::Client => {
                     self.tally.down.fetch_add(n, Ordering::Relaxed);
                     self.tally.metrics.tunnel_bytes(false, n);
+                    if let Some(t) = &self.tally.transfer {
+                        t.down(n);
+                    }
                 }
                 End::Origin => {
                     self.tally.up.fetch_add(n, Ordering::Relaxed);
                     self.tally.metrics.tunnel_bytes(true, n);
+                    if let Some(t) = &self.tally.transfer {
+                        t.up(n);
+                    }
                 }
             }
         }
@@ -278,7 +290,7 @@ mod tests {
     async fn half_close_passes_through_and_other_direction_continues() {
         let (client, mut client_peer) = tokio::io::duplex(1024);
         let (origin, mut origin_peer) = tokio::io::duplex(1024);
-        let tally = Tally::new(Arc::new(Metrics::default()));
+        let tally = Tally::new(Arc::new(Metrics::default()), None);
         let t = tally.clone();
         let task =
             tokio::spawn(async move { splice(client, origin, Duration::from_secs(5), &t).await });
@@ -302,7 +314,7 @@ mod tests {
     async fn idle_tunnel_is_closed() {
         let (client, _keep_client) = tokio::io::duplex(64);
         let (origin, _keep_origin) = tokio::io::duplex(64);
-        let tally = Tally::new(Arc::new(Metrics::default()));
+        let tally = Tally::new(Arc::new(Metrics::default()), None);
         let err = splice(client, origin, Duration::from_secs(30), &tally)
             .await
             .unwrap_err();

@@ -1,11 +1,14 @@
-//! The admin listener (off by default): `/metrics` in Prometheus text
-//! format and `/health`. Bound by the caller; served until shutdown.
+//! The admin listener (off by default): `/metrics` in the Prometheus text
+//! format, the live status page (`/status`, `/status.json`) and `/health`.
+//! Bound by the caller; served until shutdown. While it runs, the bytes of
+//! requests in flight are credited to the bandwidth windows once a second.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use http::header::CONTENT_TYPE;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -13,20 +16,29 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::cache::store::StoreStats;
 use crate::http::body::{full, Body};
+use crate::metrics::encode::{self, Scrape};
+use crate::server::status;
 use crate::shared::Proxy;
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves.
 pub async fn run<F: Future<Output = ()>>(listener: TcpListener, proxy: Arc<Proxy>, shutdown: F) {
     tokio::pin!(shutdown);
+    let mut sweep = tokio::time::interval(Duration::from_secs(1));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let (stream, _) = tokio::select! {
             _ = &mut shutdown => return,
+            _ = sweep.tick() => {
+                proxy.metrics.live.sweep();
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!("admin accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
@@ -35,7 +47,7 @@ pub async fn run<F: Future<Output = ()>>(listener: TcpListener, proxy: Arc<Proxy
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(answer(&proxy, &request)) }
+                async move { Ok::<_, Infallible>(answer(&proxy, &request).await) }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -44,29 +56,63 @@ pub async fn run<F: Future<Output = ()>>(listener: TcpListener, proxy: Arc<Proxy
     }
 }
 
-fn answer(proxy: &Proxy, request: &Request<Incoming>) -> Response<Body> {
+/// The store's counters, read off the async workers (the disk tier's
+/// record count comes from its database).
+async fn store_stats(proxy: &Arc<Proxy>) -> StoreStats {
+    let cache = proxy.cache.clone();
+    tokio::task::spawn_blocking(move || cache.store.stats())
+        .await
+        .unwrap_or_default()
+}
+
+async fn answer(proxy: &Arc<Proxy>, request: &Request<Incoming>) -> Response<Body> {
+    let capacity = {
+        let c = &proxy.current().config.cache;
+        (c.memory_size.as_u64(), c.disk_size.as_u64())
+    };
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
         (&Method::GET, "/metrics") => {
-            let dropped = proxy.log.as_ref().map_or(0, |l| l.dropped());
-            let mut text = proxy.metrics.render(
-                &proxy.cache.store.stats(),
-                proxy.cache.coalescer.coalesced(),
-                dropped,
-            );
-            proxy.dns.metrics.render(&mut text);
-            (StatusCode::OK, "text/plain; version=0.0.4", text)
+            let scrape = Scrape {
+                store: store_stats(proxy).await,
+                memory_capacity: capacity.0,
+                disk_capacity: capacity.1,
+                coalesced: proxy.cache.coalescer.coalesced(),
+                log_dropped: proxy.log.as_ref().map_or(0, |l| l.dropped()),
+            };
+            let text = encode::render(&proxy.metrics, Some(&proxy.dns.metrics), scrape);
+            (StatusCode::OK, encode::CONTENT_TYPE, text)
+        }
+        (&Method::GET, "/status.json") => {
+            let s = status::snapshot(&proxy.metrics, &store_stats(proxy).await, capacity);
+            match serde_json::to_string_pretty(&s) {
+                Ok(json) => (StatusCode::OK, "application/json", json + "\n"),
+                Err(e) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    format!("{e}\n"),
+                ),
+            }
+        }
+        (&Method::GET, "/status") => {
+            let s = status::snapshot(&proxy.metrics, &store_stats(proxy).await, capacity);
+            let name = proxy.current().config.server.name.clone();
+            (
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                status::html(&s, &name),
+            )
         }
         (&Method::GET, "/health") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found: try /metrics or /health\n".to_owned(),
+            "not found: try /status, /status.json, /metrics or /health\n".to_owned(),
         ),
     };
     let mut response = Response::new(full(body));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

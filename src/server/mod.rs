@@ -7,5 +7,6 @@ pub mod conn;
 pub mod listener;
 pub mod park;
 pub mod signals;
+pub mod status;
 
 pub use listener::{bind, run};

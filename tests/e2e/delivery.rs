@@ -253,7 +253,7 @@ async fn metrics_count_tunnel_bytes_while_the_tunnel_is_open() {
     stream.write_all(&[b'u'; 1234]).await.unwrap();
     let metrics = proxy.proxy.metrics.clone();
     wait_until("tunnel bytes counted", || {
-        let text = metrics.render(&Default::default(), 0, 0);
+        let text = cachalot::metrics::encode::render(&metrics, None, Default::default());
         text.contains("cachalot_tunnel_bytes_total{direction=\"up\"} 1234")
             && text.contains("cachalot_tunnel_bytes_total{direction=\"down\"} 5000")
     })

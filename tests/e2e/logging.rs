@@ -384,7 +384,11 @@ async fn metrics_counters_move_with_real_traffic() {
         sample(&after, "cachalot_upstream_errors_total{kind=\"refused\"}"),
         1.0
     );
-    assert!(sample(&after, "cachalot_request_hit_ratio") > 0.3);
+    assert_eq!(sample(&after, "cachalot_hits_total"), 1.0);
+    assert!(
+        !after.contains("hit_ratio"),
+        "ratios are Prometheus's to compute"
+    );
     assert!(sample(&after, "cachalot_cache_entries{tier=\"memory\"}") >= 1.0);
     assert!(sample(&after, "cachalot_bytes_out_total") > 0.0);
 }

@@ -31,5 +31,6 @@ mod reload;
 mod scripted;
 mod simulate;
 mod stats;
+mod status;
 mod support;
 mod tunnel;
