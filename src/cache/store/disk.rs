@@ -19,6 +19,8 @@ pub struct DiskTier {
     lru: sled::Tree,
     seq: AtomicU64,
     bytes: AtomicU64,
+    /// Records held, kept up to date (sled's `len` walks the whole tree).
+    entries: AtomicU64,
     limit: u64,
     corrupt: AtomicU64,
     evictions: AtomicU64,
@@ -44,10 +46,12 @@ impl DiskTier {
         let lru = db.open_tree("lru")?;
         let mut bytes = 0u64;
         let mut seq = 0u64;
+        let mut entries = 0u64;
         for item in lru.iter() {
             let (k, v) = item?;
             seq = seq.max(be_u64(&k));
             bytes = bytes.saturating_add(be_u64(&v));
+            entries += 1;
         }
         Ok(DiskTier {
             db,
@@ -56,6 +60,7 @@ impl DiskTier {
             lru,
             seq: AtomicU64::new(seq + 1),
             bytes: AtomicU64::new(bytes),
+            entries: AtomicU64::new(entries),
             limit,
             corrupt: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
@@ -120,11 +125,16 @@ impl DiskTier {
         let old = self.size_of(key)?;
         self.records.insert(key.as_bytes(), raw)?;
         self.set_atime(key, size)?;
-        if let Some(old) = old {
-            self.bytes.fetch_sub(
-                old.min(self.bytes.load(Ordering::Relaxed)),
-                Ordering::Relaxed,
-            );
+        match old {
+            Some(old) => {
+                self.bytes.fetch_sub(
+                    old.min(self.bytes.load(Ordering::Relaxed)),
+                    Ordering::Relaxed,
+                );
+            }
+            None => {
+                self.entries.fetch_add(1, Ordering::Relaxed);
+            }
         }
         self.bytes.fetch_add(size, Ordering::Relaxed);
         while self.bytes.load(Ordering::Relaxed) > self.limit {
@@ -139,6 +149,7 @@ impl DiskTier {
                 Ordering::Relaxed,
             );
             self.evictions.fetch_add(1, Ordering::Relaxed);
+            self.forget_one();
         }
         Ok(())
     }
@@ -155,8 +166,16 @@ impl DiskTier {
                 size.min(self.bytes.load(Ordering::Relaxed)),
                 Ordering::Relaxed,
             );
+            self.forget_one();
         }
         Ok(())
+    }
+
+    /// One record fewer (saturating: never below zero).
+    fn forget_one(&self) {
+        let _ = self
+            .entries
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
     /// Writes everything to disk.
@@ -171,15 +190,17 @@ impl DiskTier {
         self.atime.clear()?;
         self.lru.clear()?;
         self.bytes.store(0, Ordering::Relaxed);
+        self.entries.store(0, Ordering::Relaxed);
         Ok(())
     }
 
+    /// Records held (a counter: no table scan, cheap on any thread).
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.entries.load(Ordering::Relaxed) as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.len() == 0
     }
 
     /// Bytes of records held.
@@ -280,6 +301,30 @@ mod tests {
         assert!(disk.get("d").unwrap().is_some());
         assert!(disk.bytes() <= one * 3);
         assert_eq!(disk.evictions(), 1);
+    }
+
+    #[test]
+    fn the_record_count_follows_puts_removals_evictions_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = index(1, 400).len() as u64 + 1;
+        {
+            let disk = DiskTier::open(dir.path(), one * 3).unwrap();
+            disk.put("a", &index(1, 400)).unwrap();
+            disk.put("a", &index(2, 400)).unwrap();
+            disk.put("b", &index(3, 400)).unwrap();
+            assert_eq!(disk.len(), 2, "a replaced record is one record");
+            disk.remove("b").unwrap();
+            disk.remove("b").unwrap();
+            assert_eq!(disk.len(), 1);
+            for key in ["c", "d", "e", "f"] {
+                disk.put(key, &index(4, 400)).unwrap();
+            }
+            assert_eq!(disk.len(), 3, "evictions count down");
+            assert_eq!(disk.len(), disk.records.len());
+            disk.flush().unwrap();
+        }
+        let disk = DiskTier::open(dir.path(), one * 3).unwrap();
+        assert_eq!(disk.len(), 3, "counted again at open");
     }
 
     #[test]
