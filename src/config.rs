@@ -64,6 +64,8 @@ pub struct Timeouts {
     #[serde(with = "humantime_serde")]
     pub upstream_body: Duration,
     #[serde(with = "humantime_serde")]
+    pub client_body: Duration,
+    #[serde(with = "humantime_serde")]
     pub upstream_idle: Duration,
     #[serde(with = "humantime_serde")]
     pub tunnel_idle: Duration,
@@ -257,6 +259,7 @@ impl Config {
             ("timeouts.upstream_connect", t.upstream_connect),
             ("timeouts.upstream_response", t.upstream_response),
             ("timeouts.upstream_body", t.upstream_body),
+            ("timeouts.client_body", t.client_body),
             ("timeouts.upstream_idle", t.upstream_idle),
             ("timeouts.tunnel_idle", t.tunnel_idle),
         ] {

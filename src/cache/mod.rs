@@ -196,6 +196,10 @@ async fn client_body(
             Ok(None) | Err(_) => {}
         }
     }
-    let (body, watch) = ClientBody::new(first, incoming);
+    // A client that stops sending in the middle of its body is cut after
+    // `timeouts.client_body`: the origin request is aborted, the client
+    // gets 400 (or a close, once the answer has begun).
+    let idle = crate::upstream::IdleTimeout::new(incoming, shared.config.timeouts.client_body);
+    let (body, watch) = ClientBody::new(first, idle);
     Ok((body::boxed(body), watch))
 }

@@ -78,7 +78,7 @@ impl ClientBodyWatch {
 
 /// The explanation of a request whose body could not be read.
 pub const MALFORMED_BODY: &str =
-    "the request body is malformed (bad chunk framing) or was cut short";
+    "the request body is malformed (bad chunk framing), was cut short, or stalled for longer than timeouts.client_body";
 
 impl<B> ClientBody<B> {
     /// `first` (already read from `rest`) followed by `rest`.

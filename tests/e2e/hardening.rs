@@ -84,3 +84,29 @@ async fn an_origin_stalling_mid_body_aborts_every_client_and_stores_nothing() {
     let _ = within("the body ends", response.into_body().collect()).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn a_client_stalling_mid_body_is_cut_after_client_body() {
+    let origin = Origin::start().await;
+    let proxy = start_proxy("[timeouts]\nclient_body = \"1s\"\n").await;
+    let mut stream = connect(proxy.addr).await;
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Length: 1000\r\n\r\n",
+        origin.url("/echo"),
+        origin.addr
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&[b'p'; 100]).await.unwrap();
+    let started = Instant::now();
+    // Then nothing more: the proxy must give up on its own.
+    let (bytes, _) = read_to_end(&mut stream).await;
+    if !bytes.is_empty() {
+        let response = parse_response(&bytes);
+        assert_eq!(response.status, 400, "{}", response.status_line);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "cut after client_body: {:?}",
+        started.elapsed()
+    );
+}
