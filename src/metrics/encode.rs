@@ -228,6 +228,12 @@ impl Collector for Collect {
         )?;
         counter(
             &mut e,
+            "cache_disk_write_errors",
+            "Disk writes that failed (a full or broken disk); warned about once per run of failures.",
+            st.disk_write_errors,
+        )?;
+        counter(
+            &mut e,
             "coalesced_requests",
             "Requests served from another request's origin fetch.",
             s.coalesced,

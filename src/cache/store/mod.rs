@@ -130,6 +130,8 @@ pub struct StoreStats {
     pub disk_evictions: u64,
     pub disk_corrupt: u64,
     pub disk_writes_dropped: u64,
+    /// Disk writes that failed (a full or broken disk).
+    pub disk_write_errors: u64,
 }
 
 /// Memory tier over disk tier.
@@ -139,6 +141,8 @@ pub struct Store {
     writer: Mutex<Option<SyncSender<Write>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     dropped: AtomicU64,
+    /// Disk writes that failed, counted by the writer thread.
+    write_errors: Arc<AtomicU64>,
     generation: AtomicU64,
     /// Keys removed while their disk removal is still queued.
     removed: Arc<Tombstones>,
@@ -178,9 +182,12 @@ impl Store {
         let writer_removed = removed.clone();
         let queued = Arc::new(AtomicUsize::new(0));
         let writer_queued = queued.clone();
+        let write_errors = Arc::new(AtomicU64::new(0));
+        let writer_failed = write_errors.clone();
         let thread = std::thread::Builder::new()
             .name("cachalot-disk".into())
             .spawn(move || {
+                let mut failing = false;
                 for write in rx {
                     writer_queued.fetch_sub(1, Ordering::Relaxed);
                     let result = match &write {
@@ -190,8 +197,25 @@ impl Store {
                             .remove(key)
                             .map(|()| writer_removed.lift_if(key, *seq)),
                     };
-                    if let Err(e) = result {
-                        tracing::warn!("disk cache write failed: {e}");
+                    match result {
+                        // Said once per run of failures (a full disk fails
+                        // every write), then counted in /metrics.
+                        Err(e) => {
+                            writer_failed.fetch_add(1, Ordering::Relaxed);
+                            if !failing {
+                                tracing::warn!(
+                                    "disk cache write failed: {e}; further failures are \
+                                     counted (cachalot_cache_disk_write_errors_total) until \
+                                     a write succeeds"
+                                );
+                                failing = true;
+                            }
+                        }
+                        Ok(()) if failing => {
+                            tracing::info!("disk cache writes succeed again");
+                            failing = false;
+                        }
+                        Ok(()) => {}
                     }
                 }
                 if let Err(e) = writer_disk.flush() {
@@ -215,6 +239,7 @@ impl Store {
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             dropped: AtomicU64::new(0),
+            write_errors,
             generation: AtomicU64::new(seed),
             removed,
             queued,
@@ -299,6 +324,9 @@ impl Store {
             Some((Record::Entry(entry), tier)) if entry.generation == index.generation => {
                 Lookup::Hit(Found { entry, tier })
             }
+            // A URL without Vary whose entry is gone (evicted, dropped) is
+            // a plain miss: `fwd=vary-miss` only where variants exist.
+            _ if index.names.is_empty() => Lookup::Miss,
             _ => Lookup::VaryMiss,
         }
     }
@@ -366,6 +394,7 @@ impl Store {
             disk_evictions: self.disk.evictions(),
             disk_corrupt: self.disk.corrupt(),
             disk_writes_dropped: self.dropped.load(Ordering::Relaxed),
+            disk_write_errors: self.write_errors.load(Ordering::Relaxed),
         }
     }
 
@@ -417,6 +446,32 @@ mod tests {
         t.bury("Ihttp://b/");
         t.lift("Ihttp://b/");
         assert!(!t.contains("Ihttp://b/"));
+    }
+
+    #[tokio::test]
+    async fn a_url_without_vary_whose_entry_is_gone_is_a_plain_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20, 1 << 24).unwrap();
+        let entry = Entry {
+            status: http::StatusCode::OK,
+            headers: HeaderMap::new(),
+            times: crate::cache::policy::StoredTimes {
+                request_time: SystemTime::now(),
+                response_time: SystemTime::now(),
+            },
+            generation: 0,
+            body: bytes::Bytes::from_static(b"x"),
+        };
+        store.insert("http://a/", vec![], &HeaderMap::new(), entry);
+        store.close();
+        // The entry goes (evicted, dropped as corrupt); its index stays.
+        let ekey = entry_key("http://a/", "");
+        store.memory.remove(&ekey);
+        store.disk().remove(&ekey).unwrap();
+        assert!(matches!(
+            store.lookup("http://a/", &HeaderMap::new()).await,
+            Lookup::Miss
+        ));
     }
 
     #[tokio::test]
