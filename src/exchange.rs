@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 
 use crate::cache::outcome::Outcome;
+use crate::cache::policy::storability::NotStorable;
 use crate::error::{ProxyError, Side};
 
 /// What became of one request: the cache's outcome, or what the proxy did
@@ -85,6 +86,9 @@ pub struct Exchange {
     pub user: Option<std::sync::Arc<str>>,
     /// Served from another request's origin fetch (request coalescing).
     pub coalesced: bool,
+    /// Why the origin's response was not stored, set by the cache stage
+    /// that decided it; `None` for hits, stored misses and non-cache answers.
+    pub not_stored: Option<NotStorable>,
 }
 
 impl Exchange {
@@ -107,6 +111,7 @@ impl Exchange {
             error: None,
             user: None,
             coalesced: false,
+            not_stored: None,
         }
     }
 }

@@ -291,6 +291,7 @@ fn log_record(
         user_agent: exchange.user_agent,
         error: exchange.error,
         tunnel,
+        reason: exchange.not_stored.map(|r| r.as_str()),
     };
     // A tunnel's bytes to the client were counted as they flowed.
     proxy.metrics.request(Counted {
@@ -301,6 +302,7 @@ fn log_record(
         hit,
         outcome: Outcome::of(record.result, hit, failed),
         elapsed: record.elapsed,
+        not_stored: exchange.not_stored,
     });
     if let Some(live) = live {
         // The hit ratio counts what `cachalot stats` counts: cacheable traffic.

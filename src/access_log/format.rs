@@ -55,6 +55,9 @@ pub struct LogRecord {
     pub error: Option<String>,
     /// A CONNECT tunnel's traffic, logged when it closed.
     pub tunnel: Option<TunnelBytes>,
+    /// Why the response was not stored (`NotStorable::as_str`); JSON only,
+    /// so that Squid's 10 fields stay as they are.
+    pub reason: Option<&'static str>,
 }
 
 /// Both directions of a closed CONNECT tunnel.
@@ -216,6 +219,7 @@ pub fn json(r: &LogRecord) -> String {
         "bytes_down": r.tunnel.map(|t| t.down),
         "client_reset": r.tunnel.map(|t| t.client_reset),
         "origin_reset": r.tunnel.map(|t| t.origin_reset),
+        "reason": r.reason,
     })
     .to_string()
 }

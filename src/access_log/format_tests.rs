@@ -27,6 +27,7 @@ fn record() -> LogRecord {
         user_agent: Some("curl/8".into()),
         error: None,
         tunnel: None,
+        reason: None,
     }
 }
 
@@ -75,4 +76,17 @@ fn json_line_has_every_field() {
     assert_eq!(v["cache_status"], "cachalot; hit");
     assert_eq!(v["coalesced"], false);
     assert_eq!(v["bytes"], 1534);
+}
+
+#[test]
+fn the_reason_is_in_json_only_and_squid_keeps_ten_fields() {
+    let mut r = record();
+    r.result = "TCP_MISS";
+    r.reason = Some("private");
+    let v: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();
+    assert_eq!(v["reason"], "private");
+    assert_eq!(squid(&r).split_whitespace().count(), 10);
+    assert!(!squid(&r).contains("private"));
+    let v: serde_json::Value = serde_json::from_str(&json(&record())).unwrap();
+    assert!(v["reason"].is_null());
 }

@@ -249,6 +249,7 @@ mod tests {
             user_agent: None,
             error: None,
             tunnel: None,
+            reason: None,
         }
     }
 

@@ -12,7 +12,7 @@ use crate::cache::miss::{upstream_copy, Joined, Revalidated};
 use crate::cache::outcome::Outcome;
 use crate::cache::policy::cache_control::CacheControl;
 use crate::cache::policy::serve::{self, Served};
-use crate::cache::policy::{self, Verdict};
+use crate::cache::policy::{self, NotStorable, Verdict};
 use crate::cache::store::record::Entry;
 use crate::cache::store::{Found, Tier};
 use crate::cache::{Ctx, CACHE_STATUS};
@@ -115,7 +115,7 @@ impl Ctx<'_> {
         match serve::from_entry(entry, &parts.method, &parts.headers, age) {
             Served::PassThrough => {
                 let copy = parts;
-                self.respond(copy, Outcome::Bypass, None, empty(), exchange)
+                self.respond(copy, Outcome::Bypass, NotStorable::Range, empty(), exchange)
                     .await
             }
             Served::Response {

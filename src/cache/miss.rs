@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::cache::flight::coalesce::{self, LeaderGuard, Published, Role, SharedResponse};
 use crate::cache::flight::tee::Fill;
 use crate::cache::outcome::Outcome;
-use crate::cache::policy::{self, StoredTimes, Verdict};
+use crate::cache::policy::{self, NotStorable, StoredTimes, Verdict};
 use crate::cache::store::record::Entry;
 use crate::cache::store::{Found, Lookup};
 use crate::cache::{policy::key, policy::vary, Ctx, CACHE_STATUS};
@@ -35,6 +35,7 @@ pub(super) async fn pass_through(
     exchange: &mut Exchange,
 ) -> Result<Response<Body>, ProxyError> {
     let response = forward::send(&shared.forwarding, route, parts, body, exchange).await?;
+    exchange.not_stored = Some(NotStorable::NoKey);
     let (mut parts, incoming) = response.into_parts();
     forward::finish(&shared.forwarding, &mut parts);
     Ok(Response::from_parts(parts, body::boxed(incoming)))
@@ -98,9 +99,16 @@ impl Ctx<'_> {
         outcome: Outcome,
         exchange: &mut Exchange,
     ) -> Result<Response<Body>, ProxyError> {
-        if parts.headers.contains_key(RANGE) || parts.method == Method::HEAD {
-            // Partial and header-only answers are not stored: pass them through.
-            return self.respond(parts, outcome, None, empty(), exchange).await;
+        // Partial and header-only answers are not stored: pass them through.
+        if parts.headers.contains_key(RANGE) {
+            return self
+                .respond(parts, outcome, NotStorable::Range, empty(), exchange)
+                .await;
+        }
+        if parts.method == Method::HEAD {
+            return self
+                .respond(parts, outcome, NotStorable::Method, empty(), exchange)
+                .await;
         }
         match self.join_flight(parts, outcome, exchange).await {
             Joined::Answered(answer) => answer,
@@ -281,23 +289,31 @@ impl Ctx<'_> {
         Some(response)
     }
 
-    /// Forwards the client's own request as is (no store) and marks it.
+    /// Forwards the client's own request as is (not stored, for `reason`)
+    /// and marks it.
     pub(super) async fn respond(
         &self,
         parts: request::Parts,
         outcome: Outcome,
-        _fwd: Option<u16>,
+        reason: NotStorable,
         body: Body,
         exchange: &mut Exchange,
     ) -> Result<Response<Body>, ProxyError> {
         exchange.result = crate::exchange::Disposition::Cache(outcome);
         let response =
             forward::send(&self.shared.forwarding, &self.route, parts, body, exchange).await?;
+        exchange.not_stored = Some(reason);
         let status = response.status().as_u16();
         let (mut head, incoming) = response.into_parts();
         forward::finish(&self.shared.forwarding, &mut head);
         let mut response = Response::from_parts(head, body::boxed(incoming));
-        self.mark(&mut response, outcome, Some(status), false);
+        self.mark_with_detail(
+            &mut response,
+            outcome,
+            Some(status),
+            false,
+            Some(reason.as_str()),
+        );
         Ok(response)
     }
 
@@ -331,7 +347,16 @@ impl Ctx<'_> {
             &head.headers,
             &self.policy,
         );
-        let storable = verdict.is_ok() && vary_names.is_some() && length.is_none_or(|n| n <= max);
+        // The one reason it is not stored, if it is not: the rules first,
+        // then what this cache can keep.
+        let reason = match verdict {
+            Err(reason) => Some(reason),
+            Ok(()) if vary_names.is_none() => Some(NotStorable::VaryStar),
+            Ok(()) if length.is_some_and(|n| n > max) => Some(NotStorable::TooBig),
+            Ok(()) => None,
+        };
+        exchange.not_stored = reason;
+        let storable = reason.is_none();
         let cookie_detail = policy::set_cookie_detail(&head.headers, verdict, storable);
         if let Some(detail) = cookie_detail {
             tracing::debug!(url = %self.url, "Set-Cookie not cached ({detail}): never replayed to another client");
@@ -401,7 +426,7 @@ impl Ctx<'_> {
             outcome,
             Some(status.as_u16()),
             storable,
-            cookie_detail,
+            cookie_detail.or(reason.map(NotStorable::as_str)),
         );
         Ok(response)
     }
@@ -495,10 +520,17 @@ impl Ctx<'_> {
                 );
             }
         }
+        exchange.not_stored = Some(NotStorable::Method);
         let (mut head, incoming) = response.into_parts();
         forward::finish(&self.shared.forwarding, &mut head);
         let mut response = Response::from_parts(head, body::boxed(incoming));
-        self.mark(&mut response, Outcome::Bypass, Some(status.as_u16()), false);
+        self.mark_with_detail(
+            &mut response,
+            Outcome::Bypass,
+            Some(status.as_u16()),
+            false,
+            Some(NotStorable::Method.as_str()),
+        );
         Ok(response)
     }
 }

@@ -155,7 +155,13 @@ pub async fn handle(
         // A GET/HEAD with a body is unusual; do not cache what we cannot replay.
         let (body, watch) = client_body(shared, incoming).await?;
         return ctx
-            .respond(parts, Outcome::Bypass, None, body, exchange)
+            .respond(
+                parts,
+                Outcome::Bypass,
+                policy::NotStorable::RequestBody,
+                body,
+                exchange,
+            )
             .await
             .map_err(|e| watch.blame(e));
     }

@@ -15,6 +15,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::{Metrics, Outcome, CODES};
+use crate::cache::policy::storability::NotStorable;
 use crate::cache::store::StoreStats;
 use crate::dns::DnsMetrics;
 
@@ -238,6 +239,34 @@ impl Collector for Collect {
             "Requests served from another request's origin fetch.",
             s.coalesced,
         )?;
+        let (mut not_stored, mut not_stored_bytes) = (Vec::new(), Vec::new());
+        for (reason, slot) in NotStorable::ALL.iter().zip(&m.not_stored) {
+            let n = load(&slot[0]);
+            if n > 0 {
+                not_stored.push((reason.as_str(), n));
+                not_stored_bytes.push((reason.as_str(), load(&slot[1])));
+            }
+        }
+        family(
+            &mut e,
+            (
+                "not_stored",
+                "Responses from origins that were not stored, by reason.",
+                Counter,
+            ),
+            "reason",
+            &not_stored,
+        )?;
+        family(
+            &mut e,
+            (
+                "not_stored_bytes",
+                "Bytes sent to clients of responses that were not stored, by reason.",
+                Counter,
+            ),
+            "reason",
+            &not_stored_bytes,
+        )?;
         let errors = match m.upstream_errors.lock() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
@@ -336,6 +365,7 @@ mod tests {
             hit,
             outcome: Outcome::of(code, hit, false),
             elapsed: Duration::from_millis(3),
+            not_stored: (!hit).then_some(NotStorable::Private),
         };
         m.request(count("TCP_MEM_HIT", true, 300));
         m.request(count("TCP_MISS", false, 100));
@@ -352,5 +382,7 @@ mod tests {
         assert!(text.contains("# TYPE cachalot_dns_query_duration_seconds histogram\n"));
         assert!(!text.contains("ratio "), "no computed ratio gauges");
         assert!(!text.contains("_total_total"));
+        assert!(text.contains("cachalot_not_stored_total{reason=\"private\"} 1\n"));
+        assert!(text.contains("cachalot_not_stored_bytes_total{reason=\"private\"} 100\n"));
     }
 }

@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use histogram::Histogram;
+
+use crate::cache::policy::storability::NotStorable;
 use live::Live;
 
 /// Every result code the proxy logs; counted in fixed slots (no lock).
@@ -120,6 +122,8 @@ pub struct Counted<'a> {
     pub outcome: Outcome,
     /// From the request's arrival to its last byte out (a tunnel: its close).
     pub elapsed: Duration,
+    /// Why its response was not stored, if the cache decided so.
+    pub not_stored: Option<NotStorable>,
 }
 
 /// Process-wide counters.
@@ -133,6 +137,8 @@ pub struct Metrics {
     tunnel_up: AtomicU64,
     tunnel_down: AtomicU64,
     durations: [Histogram; Outcome::ALL.len()],
+    /// Requests and bytes not stored, per reason (`NotStorable::ALL` order).
+    not_stored: [[AtomicU64; 2]; NotStorable::ALL.len()],
     upstream_errors: Mutex<BTreeMap<&'static str, u64>>,
     pub client_connections: AtomicI64,
     pub tunnels: AtomicI64,
@@ -153,6 +159,7 @@ impl Default for Metrics {
             tunnel_up: AtomicU64::new(0),
             tunnel_down: AtomicU64::new(0),
             durations: Outcome::ALL.map(|_| Histogram::new(histogram::REQUEST_BUCKETS)),
+            not_stored: Default::default(),
             upstream_errors: Mutex::new(BTreeMap::new()),
             client_connections: AtomicI64::new(0),
             tunnels: AtomicI64::new(0),
@@ -184,6 +191,10 @@ impl Metrics {
         }
         if let Some(h) = self.durations.get(r.outcome.index()) {
             h.observe(r.elapsed);
+        }
+        if let Some(slot) = r.not_stored.and_then(|n| self.not_stored.get(n.index())) {
+            slot[0].fetch_add(1, Ordering::Relaxed);
+            slot[1].fetch_add(r.bytes, Ordering::Relaxed);
         }
     }
 

@@ -146,6 +146,16 @@ fn host_of(url: &[u8], connect: bool) -> &[u8] {
     }
 }
 
+/// [`host_of`] for a URL already known to be text.
+pub(super) fn host_of_str(url: &str, connect: bool) -> &str {
+    std::str::from_utf8(host_of(url.as_bytes(), connect)).unwrap_or("-")
+}
+
+/// [`media_type`] for a field already known to be text.
+pub(super) fn media_type_str(field: &str) -> &str {
+    std::str::from_utf8(media_type(field.as_bytes())).unwrap_or("-")
+}
+
 /// `text/html; charset=utf-8` → `text/html`; `-` when empty.
 fn media_type(field: &[u8]) -> &[u8] {
     let end = field.iter().position(|&b| b == b';').unwrap_or(field.len());

@@ -1,5 +1,6 @@
 //! `cachalot stats`: hit ratios and traffic breakdowns from Squid-native
-//! access logs (ours or Squid's). A process-level command beside the proxy,
+//! access logs (ours or Squid's) and our JSON lines, whose `reason` also
+//! gives the table of what was not cached and why (`not_stored`). A process-level command beside the proxy,
 //! not on the request path.
 //!
 //! `reader` (files, stdin, gzip, progress) feeds lines to the pure
@@ -12,6 +13,7 @@
 
 pub mod codes;
 pub mod line;
+pub mod not_stored;
 pub mod reader;
 pub mod render;
 pub mod report;
@@ -32,7 +34,8 @@ use reader::Progress;
 use report::{Aggregator, TimeFilter};
 use sink::Sink;
 
-/// Hit ratios and traffic breakdowns from Squid-native access logs.
+/// Hit ratios and traffic breakdowns from Squid-native access logs (or our
+/// JSON lines, which add why responses were not cached).
 #[derive(Debug, Clone, Args)]
 #[command(after_long_help = AFTER_HELP)]
 pub struct StatsArgs {

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use super::not_stored::NotStored;
 use super::report::{Report, Row};
 
 /// Pretty-printed JSON, the [`Report`] as is, ending with a newline.
@@ -145,6 +146,10 @@ fn write_text(out: &mut String, r: &Report) -> std::fmt::Result {
         )?;
     }
 
+    if r.not_stored.json_lines > 0 {
+        not_stored(out, &r.not_stored)?;
+    }
+
     if r.malformed_lines > 0 {
         let first: Vec<String> = r
             .sources
@@ -171,6 +176,65 @@ fn write_text(out: &mut String, r: &Report) -> std::fmt::Result {
                 source.name, source.lines
             )?;
         }
+    }
+    Ok(())
+}
+
+/// Why responses were not cached: per reason, then the top domains.
+fn not_stored(out: &mut String, n: &NotStored) -> std::fmt::Result {
+    writeln!(
+        out,
+        "\nnot cached, by reason (the JSON lines' `reason`): {} requests, {}",
+        n.requests,
+        human(n.bytes)
+    )?;
+    if let Some(headline) = n.headline() {
+        wrap(out, &headline)?;
+    }
+    let width = column_width(n.by_reason.iter().map(|row| row.reason.as_str()), "reason");
+    writeln!(
+        out,
+        "  {:<width$} {:>10} {:>8} {:>11} {:>8} {:>8}",
+        "reason", "requests", "share", "bytes", "share", "domains"
+    )?;
+    for row in &n.by_reason {
+        writeln!(
+            out,
+            "  {:<width$} {:>10} {:>8} {:>11} {:>8} {:>8}",
+            row.reason,
+            row.requests,
+            pct(row.share_of_requests),
+            human(row.bytes),
+            pct(row.share_of_bytes),
+            row.domains,
+        )?;
+    }
+    writeln!(
+        out,
+        "\ntop {} domains by bytes not cached (of {})",
+        n.top_domains.len(),
+        n.domains
+    )?;
+    let width = column_width(
+        n.top_domains.iter().map(|row| row.domain.as_str()),
+        "domain",
+    );
+    writeln!(
+        out,
+        "  {:<width$} {:>10} {:>11} {:>8}  main reason",
+        "domain", "requests", "bytes", "share"
+    )?;
+    for row in &n.top_domains {
+        writeln!(
+            out,
+            "  {:<width$} {:>10} {:>11} {:>8}  {} ({})",
+            row.domain,
+            row.requests,
+            human(row.bytes),
+            pct(row.share_of_bytes),
+            row.main_reason,
+            human(row.main_reason_bytes),
+        )?;
     }
     Ok(())
 }

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use super::codes::{self, Class};
-use super::line;
+use super::line::{self, Entry};
+use super::not_stored::{JsonLine, NotStored, Tally};
 use super::when;
 
 /// How many malformed line numbers are kept, per source and overall.
@@ -113,12 +114,18 @@ pub struct Aggregator {
     by_type: HashMap<Box<str>, Counts>,
     by_domain: HashMap<Box<str>, Counts>,
     by_hour: BTreeMap<i64, HourTally>,
+    /// What JSON lines say was not stored, and why.
+    not_stored: Tally,
     /// Reused to lowercase the rare host written with capitals.
     lowercase: String,
 }
 
 /// Adds to the value under `key`, boxing the key only when it is new.
-fn tally<V: Default>(map: &mut HashMap<Box<str>, V>, key: &str, add: impl FnOnce(&mut V)) {
+pub(super) fn tally<V: Default>(
+    map: &mut HashMap<Box<str>, V>,
+    key: &str,
+    add: impl FnOnce(&mut V),
+) {
     if let Some(value) = map.get_mut(key) {
         add(value);
         return;
@@ -160,20 +167,53 @@ impl Aggregator {
             return;
         };
         source.lines += 1;
-        let Some(entry) = line::parse(text) else {
-            source.malformed_lines += 1;
-            if source.first_malformed_line_numbers.len() < MALFORMED_KEPT {
-                source.first_malformed_line_numbers.push(source.lines);
+        let trimmed = text.trim_ascii_start();
+        if trimmed.first() == Some(&b'{') {
+            // One of our JSON lines: the same counts, and its `reason`.
+            match JsonLine::parse(trimmed) {
+                Some(json) => {
+                    let entry = json.entry();
+                    if self.entry(&entry) {
+                        let host = if entry.host.bytes().any(|b| b.is_ascii_uppercase()) {
+                            std::borrow::Cow::Owned(entry.host.to_ascii_lowercase())
+                        } else {
+                            std::borrow::Cow::Borrowed(entry.host)
+                        };
+                        self.not_stored
+                            .line(&host, entry.bytes, json.reason.as_deref());
+                    }
+                }
+                None => self.malformed_line(),
             }
-            if self.first_malformed.len() < MALFORMED_KEPT {
-                self.first_malformed.push(source.lines);
+            return;
+        }
+        match line::parse(text) {
+            Some(entry) => {
+                self.entry(&entry);
             }
-            self.malformed += 1;
+            None => self.malformed_line(),
+        }
+    }
+
+    fn malformed_line(&mut self) {
+        let Some(source) = self.sources.last_mut() else {
             return;
         };
+        source.malformed_lines += 1;
+        if source.first_malformed_line_numbers.len() < MALFORMED_KEPT {
+            source.first_malformed_line_numbers.push(source.lines);
+        }
+        if self.first_malformed.len() < MALFORMED_KEPT {
+            self.first_malformed.push(source.lines);
+        }
+        self.malformed += 1;
+    }
+
+    /// Counts one parsed line; false when it is outside the time filter.
+    fn entry(&mut self, entry: &Entry<'_>) -> bool {
         if !self.filter.keeps(entry.millis) {
             self.outside_time_range += 1;
-            return;
+            return false;
         }
         self.first_millis = Some(
             self.first_millis
@@ -216,6 +256,7 @@ impl Aggregator {
         if cacheable {
             hour.cacheable.add(bytes, hit);
         }
+        true
     }
 
     /// The report, with the `top` busiest domains by requests and by bytes.
@@ -297,6 +338,7 @@ impl Aggregator {
             top_domains_by_requests,
             top_domains_by_bytes: domains,
             per_hour,
+            not_stored: self.not_stored.finish(top),
             sources: self.sources,
         }
     }
@@ -408,6 +450,8 @@ pub struct Report {
     pub top_domains_by_requests: Vec<Row>,
     pub top_domains_by_bytes: Vec<Row>,
     pub per_hour: Vec<HourRow>,
+    /// Why responses were not stored, from JSON lines' `reason`.
+    pub not_stored: NotStored,
     pub sources: Vec<Source>,
 }
 

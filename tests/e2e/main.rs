@@ -23,6 +23,7 @@ mod lifecycle;
 mod limits;
 mod logging;
 mod marks;
+mod not_stored;
 mod pac;
 mod parent;
 mod park;

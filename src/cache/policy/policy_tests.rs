@@ -370,11 +370,38 @@ fn rfc9111_3_no_freshness_or_validator() {
         ),
         Ok(())
     );
-    assert_eq!(
-        NotStorable::NoFreshnessOrValidator.as_str(),
-        "no-freshness-or-validator"
-    );
     assert_eq!(NotStorable::VaryStar.as_str(), "vary-star");
+}
+
+// Each reason has its own label, kebab-case, and its slot in `ALL`.
+#[test]
+fn not_storable_labels_are_distinct_and_kebab_case() {
+    let labels: Vec<&str> = NotStorable::ALL.iter().map(|r| r.as_str()).collect();
+    for (i, reason) in NotStorable::ALL.iter().enumerate() {
+        assert_eq!(reason.index(), i);
+        let label = reason.as_str();
+        assert!(label.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'));
+        assert_eq!(labels.iter().filter(|l| **l == label).count(), 1, "{label}");
+    }
+    let expected = [
+        (NotStorable::ResponseNoStore, "no-store"),
+        (NotStorable::Private, "private"),
+        (NotStorable::Authorization, "authorization"),
+        (NotStorable::SetCookie, "set-cookie"),
+        (NotStorable::VaryStar, "vary-star"),
+        (
+            NotStorable::NoFreshnessOrValidator,
+            "no-validator-no-freshness",
+        ),
+        (NotStorable::Status, "status"),
+        (NotStorable::TooBig, "too-big"),
+        (NotStorable::Method, "method"),
+        (NotStorable::RequestNoStore, "request-no-store"),
+        (NotStorable::Range, "range"),
+    ];
+    for (reason, label) in expected {
+        assert_eq!(reason.as_str(), label);
+    }
 }
 
 // RFC 9111 §3.1, §5.2.2.4, §5.2.2.7: what the stored copy carries.

@@ -13,10 +13,13 @@ use crate::cache::policy::vary::vary_names;
 use crate::cache::policy::PolicyConfig;
 use crate::http::detach::{detach_name, detach_value};
 
-/// Why a response is not stored (RFC 9111 §3).
+/// Why a response is not stored (RFC 9111 §3): the one reason a miss left
+/// nothing in the cache, decided where the decision is made and shown in the
+/// JSON access log (`reason`), in `Cache-Status` (`detail`, RFC 9211 §2.8)
+/// and in `/metrics` (`cachalot_not_stored_total{reason}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotStorable {
-    /// The request method is not GET.
+    /// The request method is not GET (HEAD misses, POST, PUT...).
     Method,
     /// The status is not final, is 304, or is neither heuristically cacheable
     /// nor given explicit freshness or `public`.
@@ -38,27 +41,64 @@ pub enum NotStorable {
     NoFreshnessOrValidator,
     /// A 206 partial response: we store complete responses only.
     Partial,
+    /// The request asked for a range: passed through, we store whole
+    /// responses only.
+    Range,
     /// `must-understand` on a status whose caching rules we do not
     /// implement (RFC 9111 §5.2.2.3).
     MustUnderstand,
+    /// The response's `Content-Length` exceeds `cache.max_object_size`.
+    TooBig,
+    /// The request had a body (a GET or HEAD with one): not replayable.
+    RequestBody,
+    /// The URL has no cache key (not plain `http`, say): passed through.
+    NoKey,
 }
 
 impl NotStorable {
-    /// A short kebab-case label for logs and metrics.
+    /// Every reason, in a fixed order (the metrics' slots).
+    pub const ALL: [NotStorable; 15] = [
+        Self::Method,
+        Self::Status,
+        Self::RequestNoStore,
+        Self::ResponseNoStore,
+        Self::Private,
+        Self::Authorization,
+        Self::SetCookie,
+        Self::VaryStar,
+        Self::NoFreshnessOrValidator,
+        Self::Partial,
+        Self::Range,
+        Self::MustUnderstand,
+        Self::TooBig,
+        Self::RequestBody,
+        Self::NoKey,
+    ];
+
+    /// A short kebab-case label for logs, `Cache-Status` and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Method => "method",
             Self::Status => "status",
             Self::RequestNoStore => "request-no-store",
-            Self::ResponseNoStore => "response-no-store",
+            Self::ResponseNoStore => "no-store",
             Self::Private => "private",
             Self::Authorization => "authorization",
             Self::SetCookie => "set-cookie",
             Self::VaryStar => "vary-star",
-            Self::NoFreshnessOrValidator => "no-freshness-or-validator",
+            Self::NoFreshnessOrValidator => "no-validator-no-freshness",
             Self::Partial => "partial",
+            Self::Range => "range",
             Self::MustUnderstand => "must-understand",
+            Self::TooBig => "too-big",
+            Self::RequestBody => "request-body",
+            Self::NoKey => "no-key",
         }
+    }
+
+    /// The reason's position in [`NotStorable::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
     }
 }
 
