@@ -50,18 +50,58 @@ pub struct AccessLog {
 
 enum Sink {
     Stdout(BufWriter<io::Stdout>),
-    File(BufWriter<File>, PathBuf),
+    File(Lines, PathBuf),
     Broken(PathBuf),
 }
 
-fn open(path: &Path) -> io::Result<BufWriter<File>> {
+/// Lines gathered for one write to the file. A write that fails part way
+/// (a full disk) is cut back to where the file ended, so the log only ever
+/// holds whole lines, and the lines lost are exactly those gathered.
+struct Lines {
+    file: File,
+    buf: Vec<u8>,
+}
+
+/// Gathered lines are written once they reach this many bytes.
+const GATHER: usize = 64 * 1024;
+
+impl Lines {
+    fn push(&mut self, line: &[u8]) -> io::Result<()> {
+        self.buf.extend_from_slice(line);
+        if self.buf.len() >= GATHER {
+            return self.write_out();
+        }
+        Ok(())
+    }
+
+    fn write_out(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let before = self.file.metadata().map(|m| m.len());
+        let result = self.file.write_all(&self.buf);
+        self.buf.clear();
+        if result.is_err() {
+            if let Ok(len) = before {
+                // Appends go to the end: cut the torn tail off.
+                let _ = self.file.set_len(len);
+            }
+        }
+        result
+    }
+}
+
+fn open(path: &Path) -> io::Result<Lines> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir)?;
         }
     }
     let file = OpenOptions::new().create(true).append(true).open(path)?;
-    Ok(BufWriter::with_capacity(64 * 1024, file))
+    Ok(Lines {
+        file,
+        buf: Vec::with_capacity(GATHER),
+    })
 }
 
 impl AccessLog {
@@ -177,7 +217,16 @@ fn write(
     text.push('\n');
     let ok = match sink {
         Sink::Stdout(w) => w.write_all(text.as_bytes()).is_ok(),
-        Sink::File(w, _) => w.write_all(text.as_bytes()).is_ok(),
+        // Counted as pending: written or dropped as a whole at the flush.
+        Sink::File(w, _) => match w.push(text.as_bytes()) {
+            Ok(()) => true,
+            Err(_) => {
+                // The gathered lines before this one are lost with it.
+                counters.dropped.fetch_add(*pending, Ordering::Relaxed);
+                *pending = 0;
+                false
+            }
+        },
         Sink::Broken(_) => false,
     };
     if ok {
@@ -200,7 +249,7 @@ fn reopen(path: PathBuf) -> Sink {
 fn flush(sink: &mut Sink, pending: &mut u64, counters: &Counters) {
     let ok = match sink {
         Sink::Stdout(w) => w.flush().is_ok(),
-        Sink::File(w, _) => w.flush().is_ok(),
+        Sink::File(w, _) => w.write_out().is_ok(),
         Sink::Broken(_) => true,
     };
     if ok {

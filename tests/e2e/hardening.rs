@@ -230,3 +230,67 @@ async fn mutated_request_heads_get_an_answer_or_a_close_and_never_crash_the_prox
     );
     assert_eq!(body, FIXED_BODY);
 }
+
+#[tokio::test]
+async fn a_full_disk_never_leaves_a_torn_access_log_line() {
+    // A 16 KiB tmpfs holds the log (needs root and mount; skipped otherwise).
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
+        .arg(&logs)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED a_full_disk_never_leaves_a_torn_access_log_line: cannot mount a tmpfs");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(logs.clone());
+    let origin = Origin::start().await;
+    let proxy = start_proxy(&format!(
+        "[log]\naccess = \"{}\"\n",
+        logs.join("access.log").display()
+    ))
+    .await;
+    let requests = 600u64;
+    let mut client = Client::connect(proxy.addr).await;
+    for i in 0..requests {
+        let url = origin.url(&format!("/fixed?padding-to-fill-the-disk-{i:0>120}"));
+        let response = client.send(get(&url)).await;
+        let _ = body_bytes(response).await;
+    }
+    let metrics = proxy.proxy.metrics.clone();
+    wait_until("every request counted", move || {
+        metrics.requests() >= requests
+    })
+    .await;
+    let log = proxy.proxy.log.as_ref().unwrap();
+    log.close();
+    let text = std::fs::read(logs.join("access.log")).unwrap();
+    assert!(
+        text.is_empty() || text.ends_with(b"\n"),
+        "the last line is whole"
+    );
+    let lines = text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count() as u64;
+    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let fields = String::from_utf8_lossy(line).split_whitespace().count();
+        assert_eq!(fields, 10, "{}", String::from_utf8_lossy(line));
+    }
+    assert!(lines < requests, "the disk filled up ({lines} lines)");
+    assert_eq!(log.written(), lines, "written counts the lines on disk");
+    assert_eq!(
+        log.written() + log.dropped(),
+        requests,
+        "every line written or counted dropped"
+    );
+}
