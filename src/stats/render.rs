@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::not_stored::NotStored;
-use super::report::{Report, Row};
+use super::report::{Report, Row, Source};
 
 /// Pretty-printed JSON, the [`Report`] as is, ending with a newline.
 pub fn json(report: &Report) -> Result<String, String> {
@@ -150,9 +150,19 @@ fn write_text(out: &mut String, r: &Report) -> std::fmt::Result {
         not_stored(out, &r.not_stored)?;
     }
 
-    if r.malformed_lines > 0 {
-        let first: Vec<String> = r
-            .sources
+    sources_footer(out, r.malformed_lines, &r.sources, "counted")
+}
+
+/// The malformed lines skipped and the sources that could not be read to
+/// the end; `done` says what happened to a cut source's first lines.
+pub(super) fn sources_footer(
+    out: &mut String,
+    malformed_lines: u64,
+    sources: &[Source],
+    done: &str,
+) -> std::fmt::Result {
+    if malformed_lines > 0 {
+        let first: Vec<String> = sources
             .iter()
             .flat_map(|s| {
                 s.first_malformed_line_numbers
@@ -164,15 +174,15 @@ fn write_text(out: &mut String, r: &Report) -> std::fmt::Result {
         writeln!(
             out,
             "\nmalformed lines skipped: {} (first: {})",
-            r.malformed_lines,
+            malformed_lines,
             first.join(", ")
         )?;
     }
-    for source in &r.sources {
+    for source in sources {
         if let Some(error) = &source.error {
             writeln!(
                 out,
-                "\nNOT COMPLETE: {} could not be read ({error}); its first {} lines are counted",
+                "\nNOT COMPLETE: {} could not be read ({error}); its first {} lines are {done}",
                 source.name, source.lines
             )?;
         }

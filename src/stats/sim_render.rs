@@ -177,32 +177,5 @@ fn write_text(out: &mut String, r: &SimReport) -> std::fmt::Result {
         out.push_str("- ");
         wrap(out, assumption)?;
     }
-    if r.malformed_lines > 0 {
-        let first: Vec<String> = r
-            .sources
-            .iter()
-            .flat_map(|s| {
-                s.first_malformed_line_numbers
-                    .iter()
-                    .map(move |n| format!("{}:{n}", s.name))
-            })
-            .take(super::report::MALFORMED_KEPT)
-            .collect();
-        writeln!(
-            out,
-            "\nmalformed lines skipped: {} (first: {})",
-            r.malformed_lines,
-            first.join(", ")
-        )?;
-    }
-    for source in &r.sources {
-        if let Some(error) = &source.error {
-            writeln!(
-                out,
-                "\nNOT COMPLETE: {} could not be read ({error}); its first {} lines are replayed",
-                source.name, source.lines
-            )?;
-        }
-    }
-    Ok(())
+    super::render::sources_footer(out, r.malformed_lines, &r.sources, "replayed")
 }
