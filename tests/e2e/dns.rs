@@ -34,6 +34,25 @@ const DST_RULES: &str =
      [[acl]]\nname = \"to_localhost\"\naction = \"deny\"\ndst = [\"to_localhost\"]\n\
      [[acl]]\naction = \"allow\"\nsrc = [\"127.0.0.0/8\"]\n";
 
+/// An origin answering `body` on 127.0.0.2 at `port` (the port of an origin
+/// on 127.0.0.1, so that only the DNS answer tells them apart); `None`, with
+/// a visible skip, when that port is taken there.
+async fn origin_on_127_0_0_2(port: u16, body: &'static str) -> Option<Scripted> {
+    if tokio::net::TcpListener::bind(("127.0.0.2", port))
+        .await
+        .is_err()
+    {
+        eprintln!("SKIPPED: 127.0.0.2:{port} is taken");
+        return None;
+    }
+    Some(
+        Scripted::start_at(&format!("127.0.0.2:{port}"), move |_, _| {
+            respond(200, &[], body)
+        })
+        .await,
+    )
+}
+
 async fn get_ok(client: &mut Client, url: &str) -> String {
     let response = client.send(get(url)).await;
     assert_eq!(response.status(), StatusCode::OK, "{url}");
@@ -104,15 +123,9 @@ async fn a_hundred_concurrent_misses_to_one_name_make_one_query() {
 async fn a_changed_answer_is_seen_after_the_ttl() {
     let first = Scripted::start(|_, _| respond(200, &[], "first")).await;
     let port = first.addr.port();
-    let Ok(second) = tokio::net::TcpListener::bind(("127.0.0.2", port)).await else {
-        eprintln!("SKIPPED: 127.0.0.2:{port} is taken");
+    let Some(second) = origin_on_127_0_0_2(port, "second").await else {
         return;
     };
-    drop(second);
-    let second = Scripted::start_at(&format!("127.0.0.2:{port}"), |_, _| {
-        respond(200, &[], "second")
-    })
-    .await;
     let dns = DnsServer::start().await;
     dns.set("moving.test", &["127.0.0.1"], 1);
     let proxy = start_proxy(&dns.config("")).await;
@@ -248,15 +261,9 @@ async fn a_dst_domain_deny_answers_403_without_a_dns_query() {
 async fn a_dst_rule_pins_the_address_it_admitted() {
     let first = Scripted::start(|_, _| respond(200, &[], "admitted")).await;
     let port = first.addr.port();
-    let Ok(probe) = tokio::net::TcpListener::bind(("127.0.0.2", port)).await else {
-        eprintln!("SKIPPED: 127.0.0.2:{port} is taken");
+    let Some(second) = origin_on_127_0_0_2(port, "rebound").await else {
         return;
     };
-    drop(probe);
-    let second = Scripted::start_at(&format!("127.0.0.2:{port}"), |_, _| {
-        respond(200, &[], "rebound")
-    })
-    .await;
     let dns = DnsServer::start().await;
     // TTL 0: each lookup asks again, and the second answer differs.
     dns.set_sequence("rebind.test", &[&["127.0.0.1"], &["127.0.0.2"]], 0);
@@ -287,18 +294,9 @@ async fn connect_reaches_a_named_host() {
     let dns = DnsServer::start().await;
     dns.set("tunnel.test", &["127.0.0.1"], 300);
     let proxy = start_proxy(&format!("{}{}", connect_ports(echo.port()), dns.config(""))).await;
-    let mut stream = connect(proxy.addr).await;
     let target = format!("tunnel.test:{}", echo.port());
-    stream
-        .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut head = vec![0u8; 256];
-    let n = within("CONNECT answer", stream.read(&mut head))
-        .await
-        .unwrap();
-    let head = String::from_utf8_lossy(&head[..n]).into_owned();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (mut stream, head) = open_tunnel(proxy.addr, &target).await;
+    assert_eq!(head.status, 200, "{}", head.status_line);
     stream.write_all(b"ping").await.unwrap();
     let mut back = [0u8; 4];
     within("echo", stream.read_exact(&mut back)).await.unwrap();
@@ -374,17 +372,8 @@ async fn an_address_that_refuses_is_passed_over_for_the_next() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, FIXED_BODY);
     // The same for a tunnel (attempts raced, RFC 8305).
-    let mut stream = connect(proxy.addr).await;
-    let target = format!("two.test:{}", echo.port());
-    stream
-        .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut head = vec![0u8; 256];
-    let n = within("CONNECT answer", stream.read(&mut head))
-        .await
-        .unwrap();
-    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+    let (_stream, head) = open_tunnel(proxy.addr, format!("two.test:{}", echo.port())).await;
+    assert_eq!(head.status, 200, "{}", head.status_line);
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 

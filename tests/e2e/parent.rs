@@ -106,16 +106,8 @@ async fn a_tunnel_goes_through_the_parent() {
         parent_table("p", parent.addr.port())
     ))
     .await;
-    let mut stream = connect(child.addr).await;
-    stream
-        .write_all(format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut head = vec![0u8; 256];
-    let n = within("CONNECT answer", stream.read(&mut head))
-        .await
-        .unwrap();
-    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+    let (mut stream, head) = open_tunnel(child.addr, echo).await;
+    assert_eq!(head.status, 200, "{}", head.status_line);
     stream.write_all(b"through two proxies").await.unwrap();
     let mut back = [0u8; 19];
     within("echo", stream.read_exact(&mut back)).await.unwrap();

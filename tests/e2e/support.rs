@@ -654,6 +654,32 @@ pub async fn read_one_response(stream: &mut TcpStream) -> RawResponse {
     .await
 }
 
+/// Sends `CONNECT target` and reads the proxy's answer head; returns the
+/// stream (positioned after the head) and the parsed head.
+pub async fn open_tunnel(
+    proxy: SocketAddr,
+    target: impl std::fmt::Display,
+) -> (TcpStream, RawResponse) {
+    let mut stream = connect(proxy).await;
+    let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = within("CONNECT answer", async {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        // Byte by byte so nothing past the head is consumed; bounded.
+        while find(&head, b"\r\n\r\n").is_none() && head.len() < 16 * 1024 {
+            match stream.read(&mut byte).await.unwrap() {
+                0 => break,
+                _ => head.push(byte[0]),
+            }
+        }
+        head
+    })
+    .await;
+    let response = parse_response(&head);
+    (stream, response)
+}
+
 // ---------------------------------------------------------------- hyper client
 
 /// One HTTP/1.1 client connection to the proxy. hyper's connection-level

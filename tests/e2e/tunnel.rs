@@ -1,7 +1,6 @@
 //! CONNECT tunnels: bytes both ways, half-close, the port allow-list, an
 //! unreachable target, and the idle timer.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -9,29 +8,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::support::*;
-
-/// Sends `CONNECT target` and reads the proxy's answer head; returns the
-/// stream (positioned after the head) and the parsed head.
-async fn open_tunnel(proxy: SocketAddr, target: SocketAddr) -> (TcpStream, RawResponse) {
-    let mut stream = connect(proxy).await;
-    let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let head = within("CONNECT answer", async {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        // Byte by byte so nothing past the head is consumed; bounded.
-        while find(&head, b"\r\n\r\n").is_none() && head.len() < 16 * 1024 {
-            match stream.read(&mut byte).await.unwrap() {
-                0 => break,
-                _ => head.push(byte[0]),
-            }
-        }
-        head
-    })
-    .await;
-    let response = parse_response(&head);
-    (stream, response)
-}
 
 async fn read_exact(stream: &mut TcpStream, n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];

@@ -448,11 +448,9 @@ mod tests {
         assert!(!t.contains("Ihttp://b/"));
     }
 
-    #[tokio::test]
-    async fn a_url_without_vary_whose_entry_is_gone_is_a_plain_miss() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20, 1 << 24).unwrap();
-        let entry = Entry {
+    /// A stored 200 with the body `x`.
+    fn entry_x() -> Entry {
+        Entry {
             status: http::StatusCode::OK,
             headers: HeaderMap::new(),
             times: crate::cache::policy::StoredTimes {
@@ -461,8 +459,14 @@ mod tests {
             },
             generation: 0,
             body: bytes::Bytes::from_static(b"x"),
-        };
-        store.insert("http://a/", vec![], &HeaderMap::new(), entry);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_url_without_vary_whose_entry_is_gone_is_a_plain_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20, 1 << 24).unwrap();
+        store.insert("http://a/", vec![], &HeaderMap::new(), entry_x());
         store.close();
         // The entry goes (evicted, dropped as corrupt); its index stays.
         let ekey = entry_key("http://a/", "");
@@ -478,17 +482,7 @@ mod tests {
     async fn invalidated_url_is_gone_at_once_and_after_the_disk_write() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 1 << 20, 1 << 24).unwrap();
-        let entry = Entry {
-            status: http::StatusCode::OK,
-            headers: HeaderMap::new(),
-            times: crate::cache::policy::StoredTimes {
-                request_time: SystemTime::now(),
-                response_time: SystemTime::now(),
-            },
-            generation: 0,
-            body: bytes::Bytes::from_static(b"x"),
-        };
-        store.insert("http://a/", vec![], &HeaderMap::new(), entry);
+        store.insert("http://a/", vec![], &HeaderMap::new(), entry_x());
         assert!(matches!(
             store.lookup("http://a/", &HeaderMap::new()).await,
             Lookup::Hit(_)
