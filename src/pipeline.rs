@@ -443,9 +443,7 @@ async fn admit(
         Host::Ip(ip) => {
             subject.dst = Dst::Known(*ip);
             return match shared.acl.evaluate(&subject) {
-                Decision::Allow(_) => Ok(Connect::Pinned(
-                    vec![SocketAddr::new(*ip, authority.port)].into(),
-                )),
+                Decision::Allow(_) => Ok(Connect::Address(SocketAddr::new(*ip, authority.port))),
                 Decision::Deny(rule) => Err(denied(rule, Some(*ip))),
                 Decision::NeedsAddress(_) => Err(ProxyError::Internal(
                     "access rules asked for an address they were given".into(),
@@ -488,5 +486,8 @@ async fn admit(
         let (rule, ip) = first_denial.unzip();
         return Err(denied(rule.flatten(), ip));
     }
-    Ok(Connect::Pinned(admitted.into()))
+    Ok(match admitted.as_slice() {
+        [one] => Connect::Address(*one),
+        _ => Connect::Pinned(admitted.into()),
+    })
 }
