@@ -215,6 +215,25 @@ impl Resolver {
         }
     }
 
+    /// The socket addresses of `host:port`: an IP literal (brackets allowed)
+    /// as it is, a name through [`Resolver::lookup`].
+    pub async fn socket_addrs(
+        self: &Arc<Self>,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, DnsError> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let resolved = self.lookup(host).await?;
+        Ok(resolved
+            .addrs
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, port))
+            .collect())
+    }
+
     fn answer_from(&self, slot: &Slot, source: Source) -> Result<Resolved, DnsError> {
         match &slot.answer {
             Ok(addrs) => Ok(Resolved {

@@ -186,13 +186,19 @@ impl ProxyError {
         }
     }
 
+    /// A refusal by policy (access rules, CONNECT ports), not a fault.
+    pub fn is_denial(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::ConnectPortDenied(_) | ProxyError::Denied(_)
+        )
+    }
+
     /// Squid's result code for the access log.
     pub fn squid_code(&self) -> &'static str {
         match self.side() {
-            Side::Client => match self {
-                ProxyError::ConnectPortDenied(_) | ProxyError::Denied(_) => "TCP_DENIED",
-                _ => "NONE_NONE",
-            },
+            Side::Client if self.is_denial() => "TCP_DENIED",
+            Side::Client => "NONE_NONE",
             Side::Upstream => "TCP_MISS",
             Side::Internal => "NONE_NONE",
         }

@@ -44,7 +44,7 @@ impl Disposition {
     /// stage's own decision (a failed revalidation, say) is kept.
     pub fn after(self, error: &ProxyError) -> Disposition {
         match self {
-            Disposition::Pending if error.squid_code() == "TCP_DENIED" => Disposition::Denied,
+            Disposition::Pending if error.is_denial() => Disposition::Denied,
             Disposition::Pending => Disposition::Failed(error.side()),
             decided => decided,
         }

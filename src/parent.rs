@@ -7,7 +7,6 @@
 //! choice is pure; the down marks are the one piece of state, with time
 //! passed in.
 
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -80,15 +79,6 @@ impl Parent {
         let was_up = !g.is_some_and(|t| now < t);
         *g = Some(until);
         was_up
-    }
-
-    /// The address to connect to, when `host` is an IP literal.
-    pub fn ip(&self) -> Option<IpAddr> {
-        self.host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse()
-            .ok()
     }
 }
 

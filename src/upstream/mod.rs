@@ -9,7 +9,7 @@ mod idle;
 mod stream;
 mod via_parent;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -141,21 +141,12 @@ impl Upstream {
             Connect::Address(addr) => Ok(vec![*addr].into()),
             Connect::Pinned(addrs) => Ok(addrs.clone()),
             Connect::Unresolved(e) => Err(ProxyError::Dns(e.to_string())),
-            Connect::ByName => {
-                if let Ok(ip) = host.parse::<IpAddr>() {
-                    return Ok(vec![SocketAddr::new(ip, port)].into());
-                }
-                let resolved = self
-                    .dns
-                    .lookup(host)
-                    .await
-                    .map_err(|e| ProxyError::Dns(e.to_string()))?;
-                Ok(resolved
-                    .addrs
-                    .iter()
-                    .map(|ip| SocketAddr::new(*ip, port))
-                    .collect())
-            }
+            Connect::ByName => Ok(self
+                .dns
+                .socket_addrs(host, port)
+                .await
+                .map_err(|e| ProxyError::Dns(e.to_string()))?
+                .into()),
         }
     }
 

@@ -136,19 +136,11 @@ pub struct ParentConnector {
 impl ParentConnector {
     /// Connects to the parent (its name resolved through the cache).
     pub async fn open(&self) -> Result<(TcpStream, SocketAddr), ConnectError> {
-        let host = self.host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, self.port)],
-            Err(_) => self
-                .dns
-                .lookup(host)
-                .await
-                .map_err(ConnectError::Dns)?
-                .addrs
-                .iter()
-                .map(|ip| SocketAddr::new(*ip, self.port))
-                .collect(),
-        };
+        let addrs = self
+            .dns
+            .socket_addrs(&self.host, self.port)
+            .await
+            .map_err(ConnectError::Dns)?;
         connect_any(&addrs, &self.local, self.timeout).await
     }
 }
