@@ -71,6 +71,8 @@ pub struct Timeouts {
     pub tunnel_idle: Duration,
     #[serde(with = "humantime_serde")]
     pub drain: Duration,
+    #[serde(with = "humantime_serde")]
+    pub disk_io: Duration,
 }
 
 /// `[cache]`: the shared cache's tiers and policy knobs.
@@ -81,6 +83,9 @@ pub struct CacheConfig {
     pub memory_size: ByteSize,
     pub disk_size: ByteSize,
     pub max_object_size: ByteSize,
+    pub memory_object_size: ByteSize,
+    pub fill_budget: ByteSize,
+    pub range_fill: bool,
     pub heuristic_fraction: f64,
     #[serde(with = "humantime_serde")]
     pub heuristic_max: Duration,
@@ -282,10 +287,24 @@ impl Config {
             "must be between 0 and 1",
         );
         check(
-            c.max_object_size.as_u64() <= c.memory_size.as_u64()
-                && c.max_object_size.as_u64() <= c.disk_size.as_u64(),
+            c.max_object_size.as_u64() <= c.disk_size.as_u64(),
             "cache.max_object_size",
-            "must not exceed cache.memory_size or cache.disk_size",
+            "must not exceed cache.disk_size",
+        );
+        check(
+            c.memory_object_size.as_u64() <= c.memory_size.as_u64(),
+            "cache.memory_object_size",
+            "must not exceed cache.memory_size",
+        );
+        check(
+            c.fill_budget.as_u64() >= 1024 * 1024,
+            "cache.fill_budget",
+            "must be at least 1MiB",
+        );
+        check(
+            !self.timeouts.disk_io.is_zero(),
+            "timeouts.disk_io",
+            "must be longer than zero",
         );
         check(
             !c.dir.as_os_str().is_empty(),

@@ -13,12 +13,13 @@ use crate::cache::outcome::Outcome;
 use crate::cache::policy::cache_control::CacheControl;
 use crate::cache::policy::serve::{self, Served};
 use crate::cache::policy::{self, NotStorable, Verdict};
+use crate::cache::store::object::ChunkBody;
 use crate::cache::store::record::Entry;
 use crate::cache::store::{Found, Tier};
 use crate::cache::{Ctx, CACHE_STATUS};
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
-use crate::http::body::{empty, Body};
+use crate::http::body::{boxed, empty, full, Body};
 use crate::http::error_page;
 
 impl Ctx<'_> {
@@ -112,7 +113,40 @@ impl Ctx<'_> {
             );
             policy::cache_status_ttl(lifetime, age)
         });
-        match serve::from_entry(entry, &parts.method, &parts.headers, age) {
+        // The body: from memory, or streamed from its object file.
+        let file = match (&entry.body, entry.length) {
+            (None, n) if n > 0 => match self.cache.store.open_object(entry).await {
+                Some(file) => Some(file),
+                None => {
+                    // Gone (evicted meanwhile, or removed by hand): a miss.
+                    self.cache.store.damaged(&self.url, &parts.headers, entry);
+                    return self
+                        .respond(
+                            parts,
+                            Outcome::UriMiss,
+                            NotStorable::DiskOff,
+                            empty(),
+                            exchange,
+                        )
+                        .await;
+                }
+            },
+            _ => None,
+        };
+        let disk_io = self.cache.store.disk_io();
+        let content = |start: u64, end: u64| match (&entry.body, file, &entry.object) {
+            (Some(bytes), ..) => full(bytes.slice(start as usize..end as usize)),
+            (None, Some(file), Some(object)) => boxed(ChunkBody::new(
+                file,
+                object.clone(),
+                entry.length,
+                start,
+                end,
+                disk_io,
+            )),
+            _ => empty(),
+        };
+        match serve::from_entry(entry, &parts.method, &parts.headers, age, content) {
             Served::PassThrough => {
                 let copy = parts;
                 self.respond(copy, Outcome::Bypass, NotStorable::Range, empty(), exchange)

@@ -6,16 +6,18 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::header::{
-    CONTENT_LENGTH, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE,
-    RANGE,
+    CONTENT_LENGTH, CONTENT_RANGE, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE,
+    IF_UNMODIFIED_SINCE, RANGE,
 };
 use http::{request, HeaderValue, Method, Request, Response, StatusCode};
 use tokio::sync::watch;
 
 use crate::cache::flight::coalesce::{self, LeaderGuard, Published, Role, SharedResponse};
-use crate::cache::flight::tee::Fill;
+use crate::cache::flight::tee::{Fill, Plan};
 use crate::cache::outcome::Outcome;
+use crate::cache::policy::range::{self, RangeVerdict};
 use crate::cache::policy::{self, NotStorable, StoredTimes, Verdict};
+use crate::cache::store::object::CHUNK;
 use crate::cache::store::record::Entry;
 use crate::cache::store::{Found, Lookup};
 use crate::cache::{policy::key, policy::vary, Ctx, CACHE_STATUS};
@@ -62,6 +64,55 @@ pub(super) fn upstream_copy(parts: &request::Parts, method: Method) -> request::
     copy.into_parts().0
 }
 
+/// A copy of a request head for the origin that keeps the client's Range
+/// (and If-Range), without its other conditionals.
+fn upstream_copy_with_range(parts: &request::Parts) -> request::Parts {
+    let mut copy = upstream_copy(parts, parts.method.clone());
+    for name in [RANGE, IF_RANGE] {
+        for value in parts.headers.get_all(&name) {
+            copy.headers.append(name.clone(), value.clone());
+        }
+    }
+    copy
+}
+
+/// The client's answer from a shared body: the whole response, or the
+/// single range its request asks for (RFC 9110 §14.2), served as those
+/// bytes arrive; None when the bytes can no longer be read from the start.
+fn ranged(
+    parts: &request::Parts,
+    status: StatusCode,
+    headers: &http::HeaderMap,
+    fill: &Arc<Fill>,
+) -> Option<Response<Body>> {
+    let mut headers = headers.clone();
+    let verdict = match (status, fill.expected()) {
+        (StatusCode::OK, Some(len)) => Some((
+            len,
+            range::evaluate_range(&parts.method, &parts.headers, &headers, len),
+        )),
+        _ => None,
+    };
+    let (status, body) = match verdict {
+        Some((len, RangeVerdict::Single { start, end })) => {
+            headers.insert(CONTENT_RANGE, range::content_range_value(start, end, len));
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+            let reader = fill.reader_of(start, Some(end + 1))?;
+            (StatusCode::PARTIAL_CONTENT, body::boxed(reader))
+        }
+        Some((len, RangeVerdict::Unsatisfiable)) => {
+            headers.insert(CONTENT_RANGE, range::unsatisfied_range_value(len));
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
+            (StatusCode::RANGE_NOT_SATISFIABLE, empty())
+        }
+        _ => (status, body::boxed(fill.reader()?)),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Some(response)
+}
+
 /// What joining a URL's flight came to.
 pub(super) enum Joined {
     /// The request was answered (from the store or the leader's response).
@@ -99,8 +150,12 @@ impl Ctx<'_> {
         outcome: Outcome,
         exchange: &mut Exchange,
     ) -> Result<Response<Body>, ProxyError> {
-        // Partial and header-only answers are not stored: pass them through.
-        if parts.headers.contains_key(RANGE) {
+        // A Range miss fetches the whole object (when `cache.range_fill`),
+        // answering the range as its bytes arrive; otherwise, and for
+        // header-only requests, the request is passed through as is.
+        if parts.headers.contains_key(RANGE)
+            && (!self.shared.config.cache.range_fill || parts.method != Method::GET)
+        {
             return self
                 .respond(parts, outcome, NotStorable::Range, empty(), exchange)
                 .await;
@@ -238,6 +293,12 @@ impl Ctx<'_> {
         exchange: &mut Exchange,
     ) -> Result<Response<Body>, ProxyError> {
         let upstream = upstream_copy(&parts, Method::GET);
+        // A Range request that turns out not to be storable is sent again
+        // as the client sent it, rather than answered with the whole body.
+        let as_sent = parts
+            .headers
+            .contains_key(RANGE)
+            .then(|| upstream_copy_with_range(&parts));
         let request_time = SystemTime::now();
         let response = forward::send(
             &self.shared.forwarding,
@@ -247,7 +308,47 @@ impl Ctx<'_> {
             exchange,
         )
         .await?;
-        self.answer_from_origin(parts, response, request_time, outcome, leader, exchange)
+        let answer =
+            self.answer_from_origin(parts, response, request_time, outcome, leader, exchange)?;
+        match (as_sent, exchange.not_stored) {
+            (Some(as_sent), Some(reason)) if answer.status() == StatusCode::OK => {
+                drop(answer);
+                self.respond(as_sent, outcome, reason, empty(), exchange)
+                    .await
+            }
+            _ => Ok(answer),
+        }
+    }
+
+    /// How a fill of a body of `length` bytes may keep it: a share of
+    /// `cache.fill_budget` (the body itself when it is small enough for
+    /// memory, two chunks when it goes to disk) and, unless it is that
+    /// small, an object file on the disk tier.
+    fn plan(&self, length: Option<u64>) -> Result<Plan, NotStorable> {
+        let store = &self.cache.store;
+        let memory_limit = store.memory_object_size();
+        let need = match length {
+            Some(n) if n <= memory_limit => n,
+            Some(_) => 2 * u64::from(CHUNK),
+            None => memory_limit,
+        };
+        let permit = self
+            .cache
+            .budget
+            .clone()
+            .try_acquire_many_owned(u32::try_from(need.div_ceil(1024)).unwrap_or(u32::MAX))
+            .map_err(|_| NotStorable::FillBudget)?;
+        let object = store.new_object(length);
+        if object.is_none() && length.is_some_and(|n| n > memory_limit) {
+            return Err(NotStorable::DiskOff);
+        }
+        Ok(Plan {
+            object,
+            memory_limit,
+            max_object: self.shared.config.cache.max_object_size.as_u64(),
+            permit: Some(permit),
+            disk_io: store.disk_io(),
+        })
     }
 
     /// Serves a follower from the leader's response as its body arrives,
@@ -262,10 +363,7 @@ impl Ctx<'_> {
         if vary::secondary_key(&shared.vary, &parts.headers) != shared.secondary {
             return None;
         }
-        let reader = shared.fill.reader()?;
-        let mut response = Response::new(body::boxed(reader));
-        *response.status_mut() = shared.status;
-        *response.headers_mut() = shared.headers.clone();
+        let mut response = ranged(parts, shared.status, &shared.headers, &shared.fill)?;
         let not_modified =
             policy::client_conditional(&parts.method, &parts.headers, &shared.headers, None)
                 == policy::Conditional::NotModified;
@@ -273,6 +371,7 @@ impl Ctx<'_> {
             if not_modified {
                 *response.status_mut() = StatusCode::NOT_MODIFIED;
                 response.headers_mut().remove(CONTENT_LENGTH);
+                response.headers_mut().remove(CONTENT_RANGE);
             }
             *response.body_mut() = empty();
         }
@@ -355,6 +454,15 @@ impl Ctx<'_> {
             Ok(()) if length.is_some_and(|n| n > max) => Some(NotStorable::TooBig),
             Ok(()) => None,
         };
+        // Room to keep it: a share of the fill budget, and the disk tier
+        // for a body too large for memory.
+        let (reason, plan) = match reason {
+            Some(reason) => (Some(reason), None),
+            None => match self.plan(length) {
+                Ok(plan) => (None, Some(plan)),
+                Err(reason) => (Some(reason), None),
+            },
+        };
         exchange.not_stored = reason;
         let storable = reason.is_none();
         let cookie_detail = policy::set_cookie_detail(&head.headers, verdict, storable);
@@ -366,9 +474,8 @@ impl Ctx<'_> {
             policy::client_conditional(&parts.method, &parts.headers, &stored_headers, None)
                 == policy::Conditional::NotModified;
 
-        let body = if storable {
-            let fill = Fill::new(length);
-            let reader = fill.reader();
+        let body = if let Some(plan) = plan {
+            let fill = Fill::new(length, &plan);
             let store = self.cache.clone();
             let url = self.url.clone();
             let request_headers = parts.headers.clone();
@@ -383,10 +490,12 @@ impl Ctx<'_> {
                     vary: names.clone(),
                 })));
             }
+            let answer = ranged(&parts, status, &head.headers, &fill);
+            let runner = fill.clone();
             self.tasks.spawn(async move {
                 // The flight (and its late joiners) lasts until the body is in.
                 let _leader = leader;
-                if let Some(body) = fill.run(incoming, max).await {
+                if let Some(kept) = runner.run(incoming, plan).await {
                     let entry = Entry {
                         status,
                         headers: stored_headers,
@@ -395,13 +504,20 @@ impl Ctx<'_> {
                             response_time,
                         },
                         generation: 0,
-                        body,
+                        length: kept.length,
+                        body: kept.body,
+                        object: kept.object.map(Arc::new),
                     };
                     store.store.insert(&url, names, &request_headers, entry);
                 }
             });
-            match reader {
-                Some(reader) => body::boxed(reader),
+            match answer {
+                Some(answer) => {
+                    let (answer_head, body) = answer.into_parts();
+                    head.status = answer_head.status;
+                    head.headers = answer_head.headers;
+                    body
+                }
                 None => empty(),
             }
         } else {
@@ -419,6 +535,7 @@ impl Ctx<'_> {
             // The client's conditional matches the new response (RFC 9110 §13.1).
             *response.status_mut() = StatusCode::NOT_MODIFIED;
             response.headers_mut().remove(CONTENT_LENGTH);
+            response.headers_mut().remove(CONTENT_RANGE);
             *response.body_mut() = empty();
         }
         self.mark_with_detail(
@@ -468,7 +585,9 @@ impl Ctx<'_> {
                     response_time: SystemTime::now(),
                 },
                 generation: 0,
+                length: entry.length,
                 body: entry.body.clone(),
+                object: entry.object.clone(),
             };
             if let Some(names) = vary::vary_names(&fresh.headers) {
                 self.cache

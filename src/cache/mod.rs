@@ -50,10 +50,12 @@ use crate::upstream::Connect;
 /// The `Cache-Status` field (RFC 9211).
 pub static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
-/// The cache: its store and its flights in progress.
+/// The cache: its store, its flights in progress, and the byte budget the
+/// fills in progress share (`cache.fill_budget`, in KiB permits).
 pub struct Cache {
     pub store: Store,
     pub coalescer: Arc<Coalescer>,
+    pub budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl Cache {
@@ -62,13 +64,26 @@ impl Cache {
         let c = &config.cache;
         let store = Store::open(
             &config.resolve(&c.dir),
-            c.memory_size.as_u64(),
-            c.disk_size.as_u64(),
+            store::StoreConfig {
+                memory_size: c.memory_size.as_u64(),
+                disk_size: c.disk_size.as_u64(),
+                memory_object_size: c.memory_object_size.as_u64(),
+                disk_io: config.timeouts.disk_io,
+            },
         )?;
+        let kib = usize::try_from(c.fill_budget.as_u64().div_ceil(1024)).unwrap_or(usize::MAX);
         Ok(Cache {
             store,
             coalescer: Arc::new(Coalescer::default()),
+            budget: Arc::new(tokio::sync::Semaphore::new(
+                kib.min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
         })
+    }
+
+    /// Bytes of `cache.fill_budget` held by fills in progress.
+    pub fn budget_in_use(&self, total: u64) -> u64 {
+        total.saturating_sub(self.budget.available_permits() as u64 * 1024)
     }
 }
 

@@ -87,11 +87,12 @@ fn fields(line: &str) -> Vec<String> {
 async fn a_hit_read_in_part_is_logged_aborted_with_the_bytes_the_client_got() {
     const SIZE: usize = 24 * 1024 * 1024;
     let origin = origin(SIZE).await;
-    let proxy = start_proxy("").await;
+    let proxy = start_proxy("[cache]\nmemory_object_size = \"32MiB\"\n").await;
     let url = origin.url("/big");
     let (first, _) = read_get(proxy.addr, &url, u64::MAX, Duration::ZERO).await;
     assert!(first > SIZE as u64, "the miss is read whole");
     finished(&proxy, 1).await;
+    stored(&proxy, &url).await;
     // A slow reader that gives up after 1 MiB.
     let (got, _) = read_get(proxy.addr, &url, 1024 * 1024, Duration::from_millis(5)).await;
     finished(&proxy, 2).await;
@@ -115,10 +116,12 @@ async fn a_hit_read_in_part_is_logged_aborted_with_the_bytes_the_client_got() {
 async fn a_slow_reader_of_a_hit_is_logged_with_its_transfer_time() {
     const SIZE: usize = 8 * 1024 * 1024;
     let origin = origin(SIZE).await;
-    let proxy = start_proxy("[log]\nformat = \"json\"\n").await;
+    let proxy =
+        start_proxy("[log]\nformat = \"json\"\n[cache]\nmemory_object_size = \"16MiB\"\n").await;
     let url = origin.url("/slow-read");
     read_get(proxy.addr, &url, u64::MAX, Duration::ZERO).await;
     finished(&proxy, 1).await;
+    stored(&proxy, &url).await;
     let (got, took) = read_get(proxy.addr, &url, u64::MAX, Duration::from_millis(3)).await;
     assert!(got > SIZE as u64);
     finished(&proxy, 2).await;

@@ -778,3 +778,23 @@ pub async fn curl_available(test: &str) -> bool {
     }
     ok
 }
+
+/// Waits (at most 10 s) until the cache holds a response for `url`: a fill
+/// hands its body to the store a moment after the last byte went out.
+pub async fn stored(proxy: &RunningProxy, url: &str) {
+    let uri: http::Uri = url.parse().expect("a URL");
+    let key = cachalot::cache::policy::key::cache_key(&uri).expect("a cacheable URL");
+    for _ in 0..1000 {
+        let found = proxy
+            .proxy
+            .cache
+            .store
+            .lookup(&key, &http::HeaderMap::new())
+            .await;
+        if matches!(found, cachalot::cache::store::Lookup::Hit(_)) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{url} was never stored");
+}

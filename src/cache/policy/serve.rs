@@ -13,7 +13,7 @@ use crate::cache::policy::range::{
 };
 use crate::cache::policy::validation::{client_conditional, last_modified_stand_in, Conditional};
 use crate::cache::store::record::Entry;
-use crate::http::body::{empty, full, Body};
+use crate::http::body::{empty, Body};
 
 /// The answer built from a stored entry.
 pub enum Served {
@@ -26,14 +26,22 @@ pub enum Served {
     PassThrough,
 }
 
-/// Answers `method` + `request` headers from `entry`, which is `age` old.
+/// Answers `method` + `request` headers from `entry`, which is `age` old;
+/// `content(start, end)` gives the body's bytes `[start, end)` (from memory
+/// or from disk: the caller's business).
 ///
 /// A client's conditional is evaluated against the entry (RFC 9111 §4.3.2):
 /// `If-None-Match` against its `ETag`; `If-Modified-Since` against its
 /// `Last-Modified`, or without one against its `Date` (or the time it was
 /// received), so a fresh entry not modified since answers 304.
-pub fn from_entry(entry: &Entry, method: &Method, request: &HeaderMap, age: Duration) -> Served {
-    let len = entry.body.len() as u64;
+pub fn from_entry(
+    entry: &Entry,
+    method: &Method,
+    request: &HeaderMap,
+    age: Duration,
+    content: impl FnOnce(u64, u64) -> Body,
+) -> Served {
+    let len = entry.length;
     let stand_in = last_modified_stand_in(&entry.headers, entry.times.response_time);
     if client_conditional(method, request, &entry.headers, Some(stand_in))
         == Conditional::NotModified
@@ -48,27 +56,26 @@ pub fn from_entry(entry: &Entry, method: &Method, request: &HeaderMap, age: Dura
         };
     }
     let mut headers = entry.headers.clone();
-    let (status, body, length) = match evaluate_range(method, request, &entry.headers, len) {
+    let (status, range) = match evaluate_range(method, request, &entry.headers, len) {
         RangeVerdict::PassThrough => return Served::PassThrough,
         RangeVerdict::Single { start, end } if entry.status == StatusCode::OK => {
             headers.insert(CONTENT_RANGE, content_range_value(start, end, len));
-            let slice = entry
-                .body
-                .slice(start as usize..(end as usize).saturating_add(1).min(entry.body.len()));
-            let n = slice.len();
-            (StatusCode::PARTIAL_CONTENT, slice, n)
+            (
+                StatusCode::PARTIAL_CONTENT,
+                (start, end.saturating_add(1).min(len)),
+            )
         }
         RangeVerdict::Unsatisfiable if entry.status == StatusCode::OK => {
             headers.insert(CONTENT_RANGE, unsatisfied_range_value(len));
-            (StatusCode::RANGE_NOT_SATISFIABLE, bytes::Bytes::new(), 0)
+            (StatusCode::RANGE_NOT_SATISFIABLE, (0, 0))
         }
-        _ => (entry.status, entry.body.clone(), entry.body.len()),
+        _ => (entry.status, (0, len)),
     };
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
-    let body = if method == Method::HEAD || body.is_empty() {
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(range.1 - range.0));
+    let body = if method == Method::HEAD || range.1 == range.0 {
         empty()
     } else {
-        full(body)
+        content(range.0, range.1)
     };
     Served::Response {
         response: build(status, headers, age, body),

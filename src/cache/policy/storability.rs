@@ -53,11 +53,17 @@ pub enum NotStorable {
     RequestBody,
     /// The URL has no cache key (not plain `http`, say): passed through.
     NoKey,
+    /// The fills in progress hold all of `cache.fill_budget`: streamed
+    /// through without being stored.
+    FillBudget,
+    /// Too large for the memory tier, and the disk tier takes no writes now
+    /// (a full or failing disk), or its write failed during the transfer.
+    DiskOff,
 }
 
 impl NotStorable {
     /// Every reason, in a fixed order (the metrics' slots).
-    pub const ALL: [NotStorable; 15] = [
+    pub const ALL: [NotStorable; 17] = [
         Self::Method,
         Self::Status,
         Self::RequestNoStore,
@@ -73,6 +79,8 @@ impl NotStorable {
         Self::TooBig,
         Self::RequestBody,
         Self::NoKey,
+        Self::FillBudget,
+        Self::DiskOff,
     ];
 
     /// A short kebab-case label for logs, `Cache-Status` and metrics.
@@ -93,6 +101,8 @@ impl NotStorable {
             Self::TooBig => "too-big",
             Self::RequestBody => "request-body",
             Self::NoKey => "no-key",
+            Self::FillBudget => "fill-budget",
+            Self::DiskOff => "disk-off",
         }
     }
 

@@ -1,14 +1,23 @@
-//! The disk tier: records in a sled database that survives restarts,
-//! bounded by `cache.disk_size` with least-recently-used eviction.
+//! The disk tier's index: heads of stored entries (and URL indexes) in a
+//! sled database that survives restarts, their bodies in object files
+//! ([`Objects`]), bounded by `cache.disk_size` with least-recently-used
+//! eviction.
 //!
-//! Trees: `records` (key → encoded record), `atime` (key → access sequence)
-//! and `lru` (sequence → size + key), so that the oldest record is the first
-//! key of `lru`. All calls are blocking; callers run them off the async
-//! threads (see `store`).
+//! Trees: `records` (key → encoded head), `atime` (key → access sequence)
+//! and `lru` (sequence → size, object id, key), so that the oldest record
+//! is the first key of `lru`. A record and its LRU position are written in
+//! one transaction: a crash never leaves a record that cannot be evicted.
+//! An object's file is written before its head (the head is the commit)
+//! and removed after it. All calls are blocking; callers run them off the
+//! async threads (see `store`).
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use crate::cache::store::object::{disk_bytes, Objects};
 use crate::cache::store::record::{self, DecodeError, Record};
 
 /// The persistent tier.
@@ -17,8 +26,11 @@ pub struct DiskTier {
     records: sled::Tree,
     atime: sled::Tree,
     lru: sled::Tree,
+    pub objects: Objects,
     seq: AtomicU64,
     bytes: AtomicU64,
+    /// Bytes promised to fills in progress (their files grow meanwhile).
+    reserved: AtomicU64,
     /// Records held, kept up to date (sled's `len` walks the whole tree).
     entries: AtomicU64,
     limit: u64,
@@ -31,6 +43,54 @@ pub struct DiskTier {
 pub enum DiskError {
     #[error("cache database: {0}")]
     Sled(#[from] sled::Error),
+    #[error("cache files: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<TransactionError<()>> for DiskError {
+    fn from(e: TransactionError<()>) -> DiskError {
+        match e {
+            TransactionError::Storage(e) => DiskError::Sled(e),
+            TransactionError::Abort(()) => {
+                DiskError::Sled(sled::Error::Unsupported("transaction aborted".into()))
+            }
+        }
+    }
+}
+
+impl DiskError {
+    /// Another process holds the cache folder.
+    pub fn is_locked(&self) -> bool {
+        match self {
+            DiskError::Sled(sled::Error::Io(e)) | DiskError::Io(e) => {
+                e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What an LRU value holds.
+struct Slot<'a> {
+    size: u64,
+    object: u64,
+    key: &'a [u8],
+}
+
+fn slot(value: &[u8]) -> Slot<'_> {
+    Slot {
+        size: be_u64(value),
+        object: be_u64(value.get(8..).unwrap_or_default()),
+        key: value.get(16..).unwrap_or_default(),
+    }
+}
+
+fn slot_value(size: u64, object: u64, key: &str) -> Vec<u8> {
+    let mut value = Vec::with_capacity(16 + key.len());
+    value.extend_from_slice(&size.to_be_bytes());
+    value.extend_from_slice(&object.to_be_bytes());
+    value.extend_from_slice(key.as_bytes());
+    value
 }
 
 impl DiskTier {
@@ -38,9 +98,10 @@ impl DiskTier {
     pub fn open(dir: &Path, limit: u64) -> Result<DiskTier, DiskError> {
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(16 * 1024 * 1024)
             .flush_every_ms(Some(1000))
             .open()?;
+        let objects = Objects::open(dir)?;
         let records = db.open_tree("records")?;
         let atime = db.open_tree("atime")?;
         let lru = db.open_tree("lru")?;
@@ -50,7 +111,7 @@ impl DiskTier {
         for item in lru.iter() {
             let (k, v) = item?;
             seq = seq.max(be_u64(&k));
-            bytes = bytes.saturating_add(be_u64(&v));
+            bytes = bytes.saturating_add(slot(&v).size);
             entries += 1;
         }
         Ok(DiskTier {
@@ -58,13 +119,34 @@ impl DiskTier {
             records,
             atime,
             lru,
+            objects,
             seq: AtomicU64::new(seq + 1),
             bytes: AtomicU64::new(bytes),
+            reserved: AtomicU64::new(0),
             entries: AtomicU64::new(entries),
             limit,
             corrupt: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
         })
+    }
+
+    /// Removes object files no record names, except those `keep` says are
+    /// being written now. Returns how many were removed.
+    pub fn sweep(&self, keep: impl Fn(u64) -> bool) -> usize {
+        let named: HashSet<u64> = self
+            .lru
+            .iter()
+            .values()
+            .filter_map(|v| v.ok())
+            .map(|v| slot(&v).object)
+            .collect();
+        let mut removed = 0;
+        for (id, _) in self.objects.list() {
+            if !named.contains(&id) && !keep(id) && self.objects.remove(id).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// Reads and verifies a record; a record failing its checks is removed
@@ -73,9 +155,7 @@ impl DiskTier {
         let Some(raw) = self.records.get(key.as_bytes())? else {
             return Ok(None);
         };
-        // The record's bytes are shared with sled's buffer: the body is not copied.
-        let raw = bytes::Bytes::from_owner(raw);
-        match record::decode_shared(&raw) {
+        match record::decode(&raw) {
             Ok(record) => Ok(Some(record)),
             Err(e) => {
                 self.drop_corrupt(key, e)?;
@@ -90,83 +170,134 @@ impl DiskTier {
         self.remove(key)
     }
 
+    /// Counts a body found damaged and removes its record.
+    pub fn drop_damaged(&self, key: &str) -> Result<(), DiskError> {
+        self.corrupt.fetch_add(1, Ordering::Relaxed);
+        self.remove(key)
+    }
+
     /// Marks a record as just used (moves it to the young end of the LRU).
     pub fn touch(&self, key: &str) -> Result<(), DiskError> {
-        let Some(size) = self.size_of(key)? else {
-            return Ok(());
-        };
-        self.set_atime(key, size)
-    }
-
-    fn size_of(&self, key: &str) -> Result<Option<u64>, DiskError> {
-        let Some(old) = self.atime.get(key.as_bytes())? else {
-            return Ok(None);
-        };
-        Ok(self.lru.get(&old)?.map(|v| be_u64(&v)))
-    }
-
-    fn set_atime(&self, key: &str, size: u64) -> Result<(), DiskError> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed).to_be_bytes();
-        if let Some(old) = self.atime.insert(key.as_bytes(), &seq)? {
-            self.lru.remove(old)?;
-        }
-        let mut value = size.to_be_bytes().to_vec();
-        value.extend_from_slice(key.as_bytes());
-        self.lru.insert(seq, value)?;
+        (&self.atime, &self.lru).transaction(|(atime, lru)| {
+            let Some(old) = atime.get(key.as_bytes())? else {
+                return Ok(());
+            };
+            let Some(value) = lru.remove(old)? else {
+                return Ok(());
+            };
+            atime.insert(key.as_bytes(), &seq)?;
+            lru.insert(&seq, value)?;
+            Ok::<(), ConflictableTransactionError<()>>(())
+        })?;
         Ok(())
     }
 
-    /// Stores an encoded record, then evicts the oldest until within bounds.
-    pub fn put(&self, key: &str, raw: &[u8]) -> Result<(), DiskError> {
-        let size = raw.len() as u64 + key.len() as u64;
+    /// Stores an encoded record (whose body, if any, is object `object`
+    /// of `length` bytes, already written), then evicts the oldest until
+    /// within bounds. A record it replaces loses its object file.
+    pub fn put(&self, key: &str, raw: &[u8], object: u64, length: u64) -> Result<(), DiskError> {
+        let size = raw.len() as u64 + key.len() as u64 + disk_bytes(length);
         if size > self.limit {
+            if object != 0 {
+                self.objects.remove(object)?;
+            }
             return Ok(());
         }
-        let old = self.size_of(key)?;
-        self.records.insert(key.as_bytes(), raw)?;
-        self.set_atime(key, size)?;
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+        let value = slot_value(size, object, key);
+        let old =
+            (&self.records, &self.atime, &self.lru).transaction(|(records, atime, lru)| {
+                records.insert(key.as_bytes(), raw)?;
+                let old = match atime.insert(key.as_bytes(), &seq)? {
+                    Some(old) => lru.remove(old)?.map(|v| v.to_vec()),
+                    None => None,
+                };
+                lru.insert(&seq, value.as_slice())?;
+                Ok::<_, ConflictableTransactionError<()>>(old)
+            })?;
         match old {
             Some(old) => {
-                self.bytes.fetch_sub(
-                    old.min(self.bytes.load(Ordering::Relaxed)),
-                    Ordering::Relaxed,
-                );
+                let old = slot(&old);
+                self.sub_bytes(old.size);
+                if old.object != 0 && old.object != object {
+                    self.objects.remove(old.object)?;
+                }
             }
             None => {
                 self.entries.fetch_add(1, Ordering::Relaxed);
             }
         }
         self.bytes.fetch_add(size, Ordering::Relaxed);
-        while self.bytes.load(Ordering::Relaxed) > self.limit {
-            let Some((_, value)) = self.lru.pop_min()? else {
+        self.make_room()
+    }
+
+    /// Promises `n` bytes to a fill in progress (see [`DiskTier::make_room`]).
+    pub fn reserve(&self, n: u64) {
+        self.reserved.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Takes back a promise made with [`DiskTier::reserve`].
+    pub fn release(&self, n: u64) {
+        let _ = self
+            .reserved
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
+                Some(r.saturating_sub(n))
+            });
+    }
+
+    /// Evicts the least recently used records until what is stored and
+    /// what is promised fit in the limit.
+    pub fn make_room(&self) -> Result<(), DiskError> {
+        while self.bytes.load(Ordering::Relaxed) + self.reserved.load(Ordering::Relaxed)
+            > self.limit
+        {
+            let Some((seq, value)) = self.lru.first()? else {
                 break;
             };
-            let victim = value.get(8..).unwrap_or_default();
-            self.records.remove(victim)?;
-            self.atime.remove(victim)?;
-            self.bytes.fetch_sub(
-                be_u64(&value).min(self.bytes.load(Ordering::Relaxed)),
-                Ordering::Relaxed,
-            );
+            let victim = slot(&value);
+            (&self.records, &self.atime, &self.lru).transaction(|(records, atime, lru)| {
+                lru.remove(&seq)?;
+                records.remove(victim.key)?;
+                atime.remove(victim.key)?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })?;
+            if victim.object != 0 {
+                self.objects.remove(victim.object)?;
+            }
+            self.sub_bytes(victim.size);
             self.evictions.fetch_add(1, Ordering::Relaxed);
             self.forget_one();
         }
         Ok(())
     }
 
-    /// Removes a record if present.
+    fn sub_bytes(&self, n: u64) {
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(n))
+            });
+    }
+
+    /// Removes a record (and its object file) if present.
     pub fn remove(&self, key: &str) -> Result<(), DiskError> {
-        let size = self.size_of(key)?;
-        self.records.remove(key.as_bytes())?;
-        if let Some(old) = self.atime.remove(key.as_bytes())? {
-            self.lru.remove(old)?;
-        }
-        if let Some(size) = size {
-            self.bytes.fetch_sub(
-                size.min(self.bytes.load(Ordering::Relaxed)),
-                Ordering::Relaxed,
-            );
+        let old =
+            (&self.records, &self.atime, &self.lru).transaction(|(records, atime, lru)| {
+                records.remove(key.as_bytes())?;
+                let old = match atime.remove(key.as_bytes())? {
+                    Some(old) => lru.remove(old)?.map(|v| v.to_vec()),
+                    None => None,
+                };
+                Ok::<_, ConflictableTransactionError<()>>(old)
+            })?;
+        if let Some(old) = old {
+            let old = slot(&old);
+            self.sub_bytes(old.size);
             self.forget_one();
+            if old.object != 0 {
+                self.objects.remove(old.object)?;
+            }
         }
         Ok(())
     }
@@ -184,13 +315,16 @@ impl DiskTier {
         Ok(())
     }
 
-    /// Removes every record.
+    /// Removes every record and object file.
     pub fn clear(&self) -> Result<(), DiskError> {
         self.records.clear()?;
         self.atime.clear()?;
         self.lru.clear()?;
         self.bytes.store(0, Ordering::Relaxed);
         self.entries.store(0, Ordering::Relaxed);
+        for (id, _) in self.objects.list() {
+            self.objects.remove(id)?;
+        }
         Ok(())
     }
 
@@ -203,9 +337,14 @@ impl DiskTier {
         self.len() == 0
     }
 
-    /// Bytes of records held.
+    /// Bytes of records and bodies held (bodies in whole file-system blocks).
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The configured bound.
+    pub fn limit(&self) -> u64 {
+        self.limit
     }
 
     /// Records dropped because they failed their checks.
@@ -235,7 +374,7 @@ impl DiskTier {
             .iter()
             .values()
             .filter_map(|v| v.ok())
-            .map(|v| String::from_utf8_lossy(v.get(8..).unwrap_or_default()).into_owned())
+            .map(|v| String::from_utf8_lossy(slot(&v).key).into_owned())
     }
 
     /// Every stored key (for tools).
@@ -245,6 +384,28 @@ impl DiskTier {
             .keys()
             .filter_map(|k| k.ok())
             .map(|k| String::from_utf8_lossy(&k).into_owned())
+    }
+
+    /// Records without an LRU position and LRU positions without a record
+    /// (for `cache verify`; a correct tier has none).
+    pub fn unevictable(&self) -> Result<(u64, u64), DiskError> {
+        let mut in_lru = HashSet::new();
+        let mut dangling = 0;
+        for value in self.lru.iter().values() {
+            let value = value?;
+            let key = slot(&value).key.to_vec();
+            if !self.records.contains_key(&key)? {
+                dangling += 1;
+            }
+            in_lru.insert(key);
+        }
+        let mut orphans = 0;
+        for key in self.records.iter().keys() {
+            if !in_lru.contains(key?.as_ref()) {
+                orphans += 1;
+            }
+        }
+        Ok((orphans, dangling))
     }
 }
 
@@ -274,7 +435,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let disk = DiskTier::open(dir.path(), 1 << 20).unwrap();
-            disk.put("a", &index(1, 10)).unwrap();
+            disk.put("a", &index(1, 10), 0, 0).unwrap();
             disk.flush().unwrap();
         }
         let disk = DiskTier::open(dir.path(), 1 << 20).unwrap();
@@ -287,11 +448,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let one = index(1, 400).len() as u64 + 1;
         let disk = DiskTier::open(dir.path(), one * 3).unwrap();
-        disk.put("a", &index(1, 400)).unwrap();
-        disk.put("b", &index(2, 400)).unwrap();
-        disk.put("c", &index(3, 400)).unwrap();
+        disk.put("a", &index(1, 400), 0, 0).unwrap();
+        disk.put("b", &index(2, 400), 0, 0).unwrap();
+        disk.put("c", &index(3, 400), 0, 0).unwrap();
         disk.touch("a").unwrap();
-        disk.put("d", &index(4, 400)).unwrap();
+        disk.put("d", &index(4, 400), 0, 0).unwrap();
         assert!(disk.get("a").unwrap().is_some());
         assert!(
             disk.get("b").unwrap().is_none(),
@@ -309,15 +470,15 @@ mod tests {
         let one = index(1, 400).len() as u64 + 1;
         {
             let disk = DiskTier::open(dir.path(), one * 3).unwrap();
-            disk.put("a", &index(1, 400)).unwrap();
-            disk.put("a", &index(2, 400)).unwrap();
-            disk.put("b", &index(3, 400)).unwrap();
+            disk.put("a", &index(1, 400), 0, 0).unwrap();
+            disk.put("a", &index(2, 400), 0, 0).unwrap();
+            disk.put("b", &index(3, 400), 0, 0).unwrap();
             assert_eq!(disk.len(), 2, "a replaced record is one record");
             disk.remove("b").unwrap();
             disk.remove("b").unwrap();
             assert_eq!(disk.len(), 1);
             for key in ["c", "d", "e", "f"] {
-                disk.put(key, &index(4, 400)).unwrap();
+                disk.put(key, &index(4, 400), 0, 0).unwrap();
             }
             assert_eq!(disk.len(), 3, "evictions count down");
             assert_eq!(disk.len(), disk.records.len());
@@ -332,7 +493,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let disk = DiskTier::open(dir.path(), 1 << 20).unwrap();
         let mut raw = index(7, 10);
-        disk.put("k", &raw).unwrap();
+        disk.put("k", &raw, 0, 0).unwrap();
         raw[12] ^= 1;
         disk.raw_put("k", &raw).unwrap();
         assert!(disk.get("k").unwrap().is_none());

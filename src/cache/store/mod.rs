@@ -1,30 +1,41 @@
 //! The two tiers as one store: lookups go memory → disk (a disk hit is
-//! promoted to memory); writes go to memory at once and to disk through a
-//! bounded queue served by one writer thread, so a slow disk never delays a
-//! response (a full queue drops the disk write and counts it).
+//! promoted to memory: the whole body when it is small enough for the
+//! memory tier, the head alone otherwise, its body then streamed from its
+//! object file); heads go to memory at once and to disk through a queue
+//! bounded in bytes, served by one writer thread, so a slow disk never
+//! delays a response (a full queue drops the disk write and counts it).
+//! Bodies reach the disk while they download, written by their fill
+//! ([`NewObject`]); no sled call and no file operation runs on an async
+//! worker, and each has a deadline (`timeouts.disk_io`).
 //!
 //! Keys: `I<url>` holds a URL's [`VaryIndex`]; `E<url>\n<secondary>` holds
 //! one variant, valid only while its generation matches the index's.
 
 pub mod disk;
+pub mod health;
 pub mod memory;
+pub mod object;
 pub mod record;
+pub mod writing;
 
 use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
 
 use crate::cache::policy::vary;
 use crate::cache::store::disk::{DiskError, DiskTier};
+use crate::cache::store::health::DiskHealth;
 use crate::cache::store::memory::MemoryTier;
+use crate::cache::store::object::read_all;
 use crate::cache::store::record::{encode, Entry, Record, VaryIndex};
+use crate::cache::store::writing::NewObject;
 
 /// Which tier answered a lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,16 +63,34 @@ pub enum Lookup {
 }
 
 enum Write {
-    Put(String, Record),
+    /// An encoded head (object id and body length beside it).
+    Put(String, Vec<u8>, u64, u64),
     Touch(String),
     /// Remove a key; the number is its tombstone's, lifted once done.
     Remove(String, u64),
+    /// Evict until the space promised to fills is free.
+    MakeRoom,
 }
 
-/// Writes the queue holds; the last `RESERVED` places are kept for removals,
-/// so that an invalidation reaches the disk even when stores are dropped.
-const QUEUE: usize = 4096;
+impl Write {
+    fn bytes(&self) -> usize {
+        match self {
+            Write::Put(key, raw, ..) => key.len() + raw.len() + 64,
+            Write::Touch(key) | Write::Remove(key, _) => key.len() + 64,
+            Write::MakeRoom => 64,
+        }
+    }
+}
+
+/// Writes the queue holds, and their bytes; the last `RESERVED` places are
+/// kept for removals, so that an invalidation reaches the disk even when
+/// stores are dropped.
+const QUEUE: usize = 8192;
 const RESERVED: usize = 512;
+pub const QUEUE_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long closing waits for the writer to finish what is queued.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Keys removed from memory whose removal from disk is still queued (or
 /// could not be queued): lookups must not find them on disk meanwhile.
@@ -132,28 +161,49 @@ pub struct StoreStats {
     pub disk_writes_dropped: u64,
     /// Disk writes that failed (a full or broken disk).
     pub disk_write_errors: u64,
+    /// Whether the disk tier takes writes now.
+    pub disk_writable: bool,
+}
+
+/// The store's sizes and deadlines (from `[cache]` and `[timeouts]`).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreConfig {
+    pub memory_size: u64,
+    pub disk_size: u64,
+    /// Bodies up to this size are held in the memory tier too.
+    pub memory_object_size: u64,
+    /// The longest a disk operation may take before it counts as failed.
+    pub disk_io: Duration,
+}
+
+/// The writer thread's queue.
+struct Queue {
+    tx: Mutex<Option<SyncSender<Write>>>,
+    count: AtomicUsize,
+    bytes: AtomicUsize,
+    dropped: AtomicU64,
 }
 
 /// Memory tier over disk tier.
 pub struct Store {
     memory: MemoryTier,
-    disk: Arc<DiskTier>,
-    writer: Mutex<Option<SyncSender<Write>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    dropped: AtomicU64,
-    /// Disk writes that failed, counted by the writer thread.
-    write_errors: Arc<AtomicU64>,
+    disk: Option<Arc<DiskTier>>,
+    health: Arc<DiskHealth>,
+    queue: Arc<Queue>,
+    /// Signalled by the writer thread when it has finished.
+    finished: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     generation: AtomicU64,
+    /// Ids of new objects: this run's epoch in the high half.
+    next_object: AtomicU64,
     /// Keys removed while their disk removal is still queued.
     removed: Arc<Tombstones>,
-    /// Writes waiting in the queue.
-    queued: Arc<AtomicUsize>,
     /// Hashes of the URL index keys on disk: a memory miss for a URL never
     /// stored costs no disk read (a false positive costs one).
     on_disk: RwLock<HashSet<u64>>,
     hasher: RandomState,
     /// Records whose LRU position was refreshed lately.
     touched: moka::sync::Cache<String, ()>,
+    config: StoreConfig,
 }
 
 fn index_key(url: &str) -> String {
@@ -172,88 +222,138 @@ fn entry_key(url: &str, secondary: &str) -> String {
     key
 }
 
+/// Runs a blocking disk call on the blocking pool, within `deadline`.
+async fn blocking<T: Send + 'static>(
+    deadline: Duration,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    match tokio::time::timeout(deadline, tokio::task::spawn_blocking(call)).await {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(_)) => None,
+        Err(_) => {
+            tracing::warn!("disk cache: a read took longer than {deadline:?} (timeouts.disk_io)");
+            None
+        }
+    }
+}
+
 impl Store {
-    /// Opens the disk tier at `dir` and starts its writer thread.
-    pub fn open(dir: &Path, memory_size: u64, disk_size: u64) -> Result<Store, DiskError> {
-        let disk = Arc::new(DiskTier::open(dir, disk_size)?);
+    /// Opens the disk tier at `dir` and starts its writer thread. A cache
+    /// folder that cannot be opened (a full or unreadable disk) leaves the
+    /// store on its memory tier, with a warning; one that another process
+    /// holds is an error.
+    pub fn open(dir: &Path, config: StoreConfig) -> Result<Store, DiskError> {
+        let (disk, health) = match DiskTier::open(dir, config.disk_size) {
+            Ok(disk) => (Some(Arc::new(disk)), Arc::new(DiskHealth::default())),
+            Err(e) if e.is_locked() => return Err(e),
+            Err(e) => {
+                tracing::warn!(
+                    "the disk cache at {} cannot be opened ({e}): going on with the memory \
+                     tier only; nothing is kept across restarts",
+                    dir.display()
+                );
+                (None, Arc::new(DiskHealth::failed_at_start()))
+            }
+        };
+        Self::start(disk, health, config)
+    }
+
+    fn start(
+        disk: Option<Arc<DiskTier>>,
+        health: Arc<DiskHealth>,
+        config: StoreConfig,
+    ) -> Result<Store, DiskError> {
         let (tx, rx) = sync_channel::<Write>(QUEUE);
-        let writer_disk = disk.clone();
+        let queue = Arc::new(Queue {
+            tx: Mutex::new(Some(tx)),
+            count: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+        });
         let removed = Arc::new(Tombstones::default());
-        let writer_removed = removed.clone();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let writer_queued = queued.clone();
-        let write_errors = Arc::new(AtomicU64::new(0));
-        let writer_failed = write_errors.clone();
-        let thread = std::thread::Builder::new()
-            .name("cachalot-disk".into())
-            .spawn(move || {
-                let mut failing = false;
-                for write in rx {
-                    writer_queued.fetch_sub(1, Ordering::Relaxed);
-                    let result = match &write {
-                        Write::Put(key, record) => writer_disk.put(key, &encode(record)),
-                        Write::Touch(key) => writer_disk.touch(key),
-                        Write::Remove(key, seq) => writer_disk
-                            .remove(key)
-                            .map(|()| writer_removed.lift_if(key, *seq)),
-                    };
-                    match result {
-                        // Said once per run of failures (a full disk fails
-                        // every write), then counted in /metrics.
-                        Err(e) => {
-                            writer_failed.fetch_add(1, Ordering::Relaxed);
-                            if !failing {
-                                tracing::warn!(
-                                    "disk cache write failed: {e}; further failures are \
-                                     counted (cachalot_cache_disk_write_errors_total) until \
-                                     a write succeeds"
-                                );
-                                failing = true;
-                            }
-                        }
-                        Ok(()) if failing => {
-                            tracing::info!("disk cache writes succeed again");
-                            failing = false;
-                        }
-                        Ok(()) => {}
-                    }
-                }
-                if let Err(e) = writer_disk.flush() {
-                    tracing::warn!("disk cache flush failed: {e}");
-                }
-            })
-            .map_err(|e| DiskError::Sled(sled::Error::Io(e)))?;
-        let hasher = RandomState::new();
-        let on_disk = disk
-            .keys_cheaply()
-            .filter(|k| k.starts_with('I'))
-            .map(|k| hasher.hash_one(&k))
-            .collect();
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1);
+        let epoch = (seed ^ (u64::from(std::process::id()) << 16)) & 0xffff_ffff;
+        let epoch = epoch.max(1);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        {
+            let disk = disk.clone();
+            let health = health.clone();
+            let removed = removed.clone();
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name("cachalot-disk".into())
+                .spawn(move || {
+                    if let Some(disk) = &disk {
+                        // Bodies no head names: a crash or a fill cut short.
+                        let swept = disk.sweep(|id| id >> 32 == epoch);
+                        if swept > 0 {
+                            tracing::info!("disk cache: removed {swept} unfinished object files");
+                        }
+                    }
+                    for write in rx {
+                        queue.count.fetch_sub(1, Ordering::Relaxed);
+                        queue.bytes.fetch_sub(write.bytes(), Ordering::Relaxed);
+                        let Some(disk) = &disk else { continue };
+                        let result = match &write {
+                            Write::Put(key, raw, object, length) => {
+                                disk.put(key, raw, *object, *length)
+                            }
+                            Write::Touch(key) => disk.touch(key),
+                            Write::Remove(key, seq) => {
+                                disk.remove(key).map(|()| removed.lift_if(key, *seq))
+                            }
+                            Write::MakeRoom => disk.make_room(),
+                        };
+                        if let Err(e) = result {
+                            health.failed(&e);
+                        }
+                    }
+                    if let Some(disk) = &disk {
+                        if let Err(e) = disk.flush() {
+                            tracing::warn!("disk cache flush failed: {e}");
+                        }
+                    }
+                    let _ = done_tx.send(());
+                })
+                .map_err(DiskError::Io)?;
+        }
+        let hasher = RandomState::new();
+        let on_disk = disk
+            .as_ref()
+            .map(|disk| {
+                disk.keys_cheaply()
+                    .filter(|k| k.starts_with('I'))
+                    .map(|k| hasher.hash_one(&k))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Store {
-            memory: MemoryTier::new(memory_size),
+            memory: MemoryTier::new(config.memory_size),
             disk,
-            writer: Mutex::new(Some(tx)),
-            thread: Mutex::new(Some(thread)),
-            dropped: AtomicU64::new(0),
-            write_errors,
+            health,
+            queue,
+            finished: Mutex::new(Some(done_rx)),
             generation: AtomicU64::new(seed),
+            next_object: AtomicU64::new((epoch << 32) | 1),
             removed,
-            queued,
             on_disk: RwLock::new(on_disk),
             hasher,
             touched: moka::sync::Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(std::time::Duration::from_secs(30))
+                .time_to_live(Duration::from_secs(30))
                 .build(),
+            config,
         })
     }
 
     fn queue(&self, write: Write) {
-        let guard = match self.writer.lock() {
+        if self.disk.is_none() {
+            return;
+        }
+        let guard = match self.queue.tx.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
@@ -261,20 +361,73 @@ impl Store {
             return;
         };
         let removal = matches!(write, Write::Remove(..));
-        if !removal && self.queued.load(Ordering::Relaxed) >= QUEUE - RESERVED {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        let bytes = write.bytes();
+        if !removal
+            && (self.queue.count.load(Ordering::Relaxed) >= QUEUE - RESERVED
+                || self.queue.bytes.load(Ordering::Relaxed) + bytes > QUEUE_BYTES)
+        {
+            self.queue.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        // Counted before it is sent: the writer subtracts once it takes it.
+        self.queue.count.fetch_add(1, Ordering::Relaxed);
+        self.queue.bytes.fetch_add(bytes, Ordering::Relaxed);
         match tx.try_send(write) {
-            Ok(()) => {
-                self.queued.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Full(_)) => {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.queue.count.fetch_sub(1, Ordering::Relaxed);
+                self.queue.bytes.fetch_sub(bytes, Ordering::Relaxed);
                 // A removal that cannot be queued keeps its tombstone: the
                 // key stays invisible until new data is stored under it.
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.queue.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// The largest body the memory tier holds.
+    pub fn memory_object_size(&self) -> u64 {
+        self.config.memory_object_size
+    }
+
+    /// The longest a disk operation may take.
+    pub fn disk_io(&self) -> Duration {
+        self.config.disk_io
+    }
+
+    /// A new object file for a body about to download (`expected` bytes,
+    /// when known), or None when the disk tier takes no writes now.
+    pub fn new_object(&self, expected: Option<u64>) -> Option<NewObject> {
+        let disk = self.disk.as_ref()?;
+        if !self.health.writable() {
+            return None;
+        }
+        let id = self.next_object.fetch_add(1, Ordering::Relaxed);
+        let object = NewObject::new(
+            id,
+            disk.clone(),
+            self.health.clone(),
+            expected,
+            self.config.disk_io,
+        );
+        if expected.is_some_and(|n| n > 0) {
+            self.queue(Write::MakeRoom);
+        }
+        Some(object)
+    }
+
+    /// Whether the disk tier takes writes now.
+    pub fn disk_writable(&self) -> bool {
+        self.disk.is_some() && !self.health.is_off()
+    }
+
+    /// Opens the object file of an entry whose body is not in memory; None
+    /// when it is gone or cannot be opened in time.
+    pub async fn open_object(&self, entry: &Entry) -> Option<Arc<File>> {
+        let (disk, object) = (self.disk.clone()?, entry.object.clone()?);
+        let id = object.id;
+        match blocking(self.config.disk_io, move || disk.objects.open_file(id)).await {
+            Some(Ok(file)) => Some(Arc::new(file)),
+            _ => None,
         }
     }
 
@@ -295,28 +448,31 @@ impl Store {
                 return None;
             }
         }
-        let disk = self.disk.clone();
+        let disk = self.disk.clone()?;
         let owned = key.to_owned();
-        let found = tokio::task::spawn_blocking(move || disk.get(&owned))
-            .await
-            .ok()?
-            .unwrap_or_else(|e| {
-                tracing::warn!("disk cache read failed: {e}");
-                None
-            })?;
-        self.memory.insert(key.to_owned(), found.clone());
+        let small = self.config.memory_object_size;
+        let found = blocking(self.config.disk_io, move || {
+            read_record(&disk, &owned, small)
+        })
+        .await?
+        .unwrap_or_else(|e| {
+            tracing::warn!("disk cache read failed: {e}");
+            None
+        })?;
+        let record = found;
+        self.memory.insert(key.to_owned(), record.clone());
         // The disk LRU needs a record's age to the nearest half-minute, not
         // three disk writes per hit.
         if !self.touched.contains_key(key) {
             self.touched.insert(key.to_owned(), ());
             self.queue(Write::Touch(key.to_owned()));
         }
-        Some((found, Tier::Disk))
+        Some((record, Tier::Disk))
     }
 
     /// Finds the variant of `url` matching the request's fields.
     pub async fn lookup(&self, url: &str, request: &HeaderMap) -> Lookup {
-        let Some((Record::Index(index), _)) = self.get(&index_key(url)).await else {
+        let Some((Record::Index(index), ..)) = self.get(&index_key(url)).await else {
             return Lookup::Miss;
         };
         let secondary = vary::secondary_key(&index.names, request);
@@ -331,7 +487,33 @@ impl Store {
         }
     }
 
-    /// Stores a variant of `url` selected by `vary_names` from `request`.
+    /// A body read from disk failed its check or is gone: the entry goes,
+    /// and counts.
+    pub fn damaged(&self, url: &str, request: &HeaderMap, entry: &Entry) {
+        let key = self.entry_key_for(url, request, entry);
+        tracing::warn!(key, "dropping a cache entry whose body fails its checksum");
+        if let Some(disk) = &self.disk {
+            let disk = disk.clone();
+            let owned = key.clone();
+            let seq = self.removed.bury(&key);
+            self.memory.remove(&key);
+            let removed = self.removed.clone();
+            tokio::task::spawn_blocking(move || {
+                if disk.drop_damaged(&owned).is_ok() {
+                    removed.lift_if(&owned, seq);
+                }
+            });
+        }
+    }
+
+    fn entry_key_for(&self, url: &str, request: &HeaderMap, entry: &Entry) -> String {
+        let names = vary::vary_names(&entry.headers).unwrap_or_default();
+        entry_key(url, &vary::secondary_key(&names, request))
+    }
+
+    /// Stores a variant of `url` selected by `vary_names` from `request`:
+    /// in memory (the whole body when it is small enough, else the head)
+    /// and, when its body is on disk, its head on disk.
     pub fn insert(
         &self,
         url: &str,
@@ -357,15 +539,25 @@ impl Store {
                     Ok(mut set) => set.insert(hash),
                     Err(p) => p.into_inner().insert(hash),
                 };
-                self.queue(Write::Put(ikey, record));
+                self.queue(Write::Put(ikey, encode(&record), 0, 0));
                 (generation, vary_names)
             }
         };
         entry.generation = generation;
+        if entry.length > self.config.memory_object_size {
+            entry.body = None;
+        }
+        if entry.body.is_none() && entry.object.is_none() {
+            return;
+        }
         let ekey = entry_key(url, &vary::secondary_key(&names, request));
-        let record = Record::Entry(Arc::new(entry));
-        self.memory.insert(ekey.clone(), record.clone());
-        self.queue(Write::Put(ekey, record));
+        self.removed.lift(&ekey);
+        let entry = Arc::new(entry);
+        if let Some(object) = &entry.object {
+            let raw = encode(&Record::Entry(entry.clone()));
+            self.queue(Write::Put(ekey.clone(), raw, object.id, entry.length));
+        }
+        self.memory.insert(ekey, Record::Entry(entry));
     }
 
     /// Makes every stored variant of `url` unreachable (RFC 9111 §4.4).
@@ -385,37 +577,89 @@ impl Store {
 
     /// Counters.
     pub fn stats(&self) -> StoreStats {
+        let disk = self.disk.as_deref();
         StoreStats {
             memory_entries: self.memory.entry_count(),
             memory_bytes: self.memory.weighted_size(),
             memory_evictions: self.memory.evictions(),
-            disk_entries: self.disk.len() as u64,
-            disk_bytes: self.disk.bytes(),
-            disk_evictions: self.disk.evictions(),
-            disk_corrupt: self.disk.corrupt(),
-            disk_writes_dropped: self.dropped.load(Ordering::Relaxed),
-            disk_write_errors: self.write_errors.load(Ordering::Relaxed),
+            disk_entries: disk.map_or(0, |d| d.len() as u64),
+            disk_bytes: disk.map_or(0, DiskTier::bytes),
+            disk_evictions: disk.map_or(0, DiskTier::evictions),
+            disk_corrupt: disk.map_or(0, DiskTier::corrupt),
+            disk_writes_dropped: self.queue.dropped.load(Ordering::Relaxed),
+            disk_write_errors: self.health.errors(),
+            disk_writable: self.disk_writable(),
         }
     }
 
     /// The disk tier itself (for tools and tests).
-    pub fn disk(&self) -> &DiskTier {
-        &self.disk
+    pub fn disk(&self) -> Option<&DiskTier> {
+        self.disk.as_deref()
     }
 
-    /// Finishes queued disk writes and flushes; later writes are dropped.
+    /// Finishes queued disk writes and flushes, waiting at most a few
+    /// seconds (a disk that hangs does not hold the exit); later writes
+    /// are dropped.
     pub fn close(&self) {
-        let tx = match self.writer.lock() {
+        let tx = match self.queue.tx.lock() {
             Ok(mut g) => g.take(),
             Err(p) => p.into_inner().take(),
         };
         drop(tx);
-        let thread = match self.thread.lock() {
+        let finished = match self.finished.lock() {
             Ok(mut g) => g.take(),
             Err(p) => p.into_inner().take(),
         };
-        if let Some(thread) = thread {
-            let _ = thread.join();
+        if let Some(finished) = finished {
+            if finished.recv_timeout(CLOSE_WAIT).is_err() {
+                tracing::warn!(
+                    "disk cache: queued writes not finished within {CLOSE_WAIT:?}; \
+                     leaving them (unfinished entries are dropped at the next start)"
+                );
+            }
+        }
+    }
+}
+
+/// Reads a record from disk; an entry comes with its whole body (checked)
+/// when it is at most `small` bytes. A body that is gone or fails its
+/// check drops the entry.
+fn read_record(disk: &DiskTier, key: &str, small: u64) -> Result<Option<Record>, DiskError> {
+    let Some(record) = disk.get(key)? else {
+        return Ok(None);
+    };
+    let Record::Entry(entry) = &record else {
+        return Ok(Some(record));
+    };
+    let Some(object) = entry.object.clone() else {
+        return Ok(None);
+    };
+    if entry.length == 0 {
+        let mut whole = (**entry).clone();
+        whole.body = Some(bytes::Bytes::new());
+        return Ok(Some(Record::Entry(Arc::new(whole))));
+    }
+    let file = match disk.objects.open_file(object.id) {
+        Ok(file) => file,
+        Err(e) => {
+            tracing::warn!(key, "dropping a cache entry whose body file is gone: {e}");
+            disk.drop_damaged(key)?;
+            return Ok(None);
+        }
+    };
+    if entry.length > small {
+        return Ok(Some(record));
+    }
+    match read_all(&file, &object, entry.length) {
+        Ok(body) => {
+            let mut whole = (**entry).clone();
+            whole.body = Some(body);
+            Ok(Some(Record::Entry(Arc::new(whole))))
+        }
+        Err(e) => {
+            tracing::warn!(key, "dropping an unreadable cache entry: {e}");
+            disk.drop_damaged(key)?;
+            Ok(None)
         }
     }
 }
@@ -448,6 +692,15 @@ mod tests {
         assert!(!t.contains("Ihttp://b/"));
     }
 
+    fn config() -> StoreConfig {
+        StoreConfig {
+            memory_size: 1 << 20,
+            disk_size: 1 << 24,
+            memory_object_size: 1 << 16,
+            disk_io: Duration::from_secs(5),
+        }
+    }
+
     /// A stored 200 with the body `x`.
     fn entry_x() -> Entry {
         Entry {
@@ -458,20 +711,22 @@ mod tests {
                 response_time: SystemTime::now(),
             },
             generation: 0,
-            body: bytes::Bytes::from_static(b"x"),
+            length: 1,
+            body: Some(bytes::Bytes::from_static(b"x")),
+            object: None,
         }
     }
 
     #[tokio::test]
     async fn a_url_without_vary_whose_entry_is_gone_is_a_plain_miss() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20, 1 << 24).unwrap();
+        let store = Store::open(dir.path(), config()).unwrap();
         store.insert("http://a/", vec![], &HeaderMap::new(), entry_x());
         store.close();
         // The entry goes (evicted, dropped as corrupt); its index stays.
         let ekey = entry_key("http://a/", "");
         store.memory.remove(&ekey);
-        store.disk().remove(&ekey).unwrap();
+        store.disk().unwrap().remove(&ekey).unwrap();
         assert!(matches!(
             store.lookup("http://a/", &HeaderMap::new()).await,
             Lookup::Miss
@@ -481,7 +736,7 @@ mod tests {
     #[tokio::test]
     async fn invalidated_url_is_gone_at_once_and_after_the_disk_write() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20, 1 << 24).unwrap();
+        let store = Store::open(dir.path(), config()).unwrap();
         store.insert("http://a/", vec![], &HeaderMap::new(), entry_x());
         assert!(matches!(
             store.lookup("http://a/", &HeaderMap::new()).await,
@@ -494,7 +749,7 @@ mod tests {
         ));
         store.close();
         assert!(
-            store.disk().get("Ihttp://a/").unwrap().is_none(),
+            store.disk().unwrap().get("Ihttp://a/").unwrap().is_none(),
             "removed on disk too"
         );
         assert!(

@@ -1,6 +1,9 @@
 //! Stored records and their on-disk format. Every record starts with a
 //! magic and a format version and ends with a CRC-32 of all that precedes
-//! it; a record failing either check is refused, never served. Pure.
+//! it; a record failing either check is refused, never served. An entry's
+//! record is its head: status, header fields, times, the body's length and
+//! where its chunks lie ([`Chunks`]: the object file's id, the chunk size
+//! and one CRC-32 per chunk). Bodies are never in a record. Pure.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,11 +16,13 @@ use crate::cache::policy::StoredTimes;
 /// Bytes every record starts with.
 const MAGIC: &[u8; 4] = b"CHLT";
 /// Current format version; older or newer versions are dropped.
-pub const FORMAT_VERSION: u8 = 1;
+/// (Version 1 held the whole body in the record.)
+pub const FORMAT_VERSION: u8 = 2;
 const KIND_ENTRY: u8 = 1;
 const KIND_INDEX: u8 = 2;
 
-/// A stored response: head, timing for age calculation, and the whole body.
+/// A stored response: head, timing for age calculation, and its body: in
+/// memory (`body`), on disk (`object`), or both.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub status: StatusCode,
@@ -26,18 +31,60 @@ pub struct Entry {
     pub times: StoredTimes,
     /// Generation of the variant index this entry belongs to.
     pub generation: u64,
-    pub body: Bytes,
+    /// The body's length in bytes.
+    pub length: u64,
+    /// The whole body, when it is held in memory.
+    pub body: Option<Bytes>,
+    /// Where the body lies on disk, once written there.
+    pub object: Option<std::sync::Arc<Chunks>>,
+}
+
+/// A body on disk: the object file `id`, cut in chunks of `chunk_size`
+/// bytes (the last one shorter), each with its CRC-32.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunks {
+    pub id: u64,
+    pub chunk_size: u32,
+    pub crcs: Vec<u32>,
+}
+
+impl Chunks {
+    /// The number of chunks a body of `length` bytes has.
+    pub fn count(length: u64, chunk_size: u32) -> usize {
+        length.div_ceil(u64::from(chunk_size.max(1))) as usize
+    }
 }
 
 impl Entry {
-    /// Approximate memory footprint, for the memory tier's weigher.
+    /// An entry whose body is held in memory only.
+    pub fn in_memory(
+        status: StatusCode,
+        headers: HeaderMap,
+        times: StoredTimes,
+        body: Bytes,
+    ) -> Entry {
+        Entry {
+            status,
+            headers,
+            times,
+            generation: 0,
+            length: body.len() as u64,
+            body: Some(body),
+            object: None,
+        }
+    }
+
+    /// Approximate memory footprint, for the memory tier's weigher: the
+    /// head, and the body when it is held in memory.
     pub fn weight(&self) -> u32 {
         let headers: usize = self
             .headers
             .iter()
             .map(|(k, v)| k.as_str().len() + v.len() + 32)
             .sum();
-        u32::try_from(self.body.len() + headers + 256).unwrap_or(u32::MAX)
+        let body = self.body.as_ref().map_or(0, Bytes::len);
+        let chunks = self.object.as_ref().map_or(0, |c| c.crcs.len() * 4);
+        u32::try_from(body + chunks + headers + 256).unwrap_or(u32::MAX)
     }
 }
 
@@ -83,7 +130,7 @@ pub enum DecodeError {
 /// Serializes a record for the disk tier.
 pub fn encode(record: &Record) -> Vec<u8> {
     let mut out = BytesMut::with_capacity(match record {
-        Record::Entry(e) => e.body.len() + 512,
+        Record::Entry(e) => 512 + e.object.as_ref().map_or(0, |c| c.crcs.len() * 4),
         Record::Index(_) => 128,
     });
     out.put_slice(MAGIC);
@@ -101,8 +148,17 @@ pub fn encode(record: &Record) -> Vec<u8> {
                 out.put_u32(value.len() as u32);
                 out.put_slice(value.as_bytes());
             }
-            out.put_u64(e.body.len() as u64);
-            out.put_slice(&e.body);
+            out.put_u64(e.length);
+            let (id, chunk_size, crcs) = match &e.object {
+                Some(c) => (c.id, c.chunk_size, c.crcs.as_slice()),
+                None => (0, 0, &[][..]),
+            };
+            out.put_u64(id);
+            out.put_u32(chunk_size);
+            out.put_u32(crcs.len() as u32);
+            for crc in crcs {
+                out.put_u32(*crc);
+            }
         }
         Record::Index(i) => {
             out.put_u8(KIND_INDEX);
@@ -118,20 +174,9 @@ pub fn encode(record: &Record) -> Vec<u8> {
     out.to_vec()
 }
 
-/// Parses a record written by [`encode`], checking version and checksum.
-/// The body is a slice of `raw` (no copy).
-pub fn decode_shared(raw: &Bytes) -> Result<Record, DecodeError> {
-    decode_with(raw, |start, len| raw.slice(start..start + len))
-}
-
-/// Parses a record written by [`encode`], checking version and checksum.
+/// Parses a record written by [`encode`], checking version, checksum and
+/// that an entry's chunks add up to its length.
 pub fn decode(raw: &[u8]) -> Result<Record, DecodeError> {
-    decode_with(raw, |start, len| {
-        Bytes::copy_from_slice(&raw[start..start + len])
-    })
-}
-
-fn decode_with(raw: &[u8], body_at: impl Fn(usize, usize) -> Bytes) -> Result<Record, DecodeError> {
     if raw.len() < MAGIC.len() + 2 + 4 || &raw[..4] != MAGIC {
         return Err(DecodeError::Magic);
     }
@@ -161,10 +206,17 @@ fn decode_with(raw: &[u8], body_at: impl Fn(usize, usize) -> Bytes) -> Result<Re
                     HeaderValue::from_bytes(r.take(len)?).map_err(|_| DecodeError::Malformed)?;
                 headers.append(name, value);
             }
-            let len = usize::try_from(r.u64()?).map_err(|_| DecodeError::Malformed)?;
-            let start = raw.len() - 4 - r.0.len();
-            r.take(len)?;
-            let body = body_at(start, len);
+            let length = r.u64()?;
+            let id = r.u64()?;
+            let chunk_size = r.u32()?;
+            let count = r.u32()? as usize;
+            if id == 0 || chunk_size == 0 || count != Chunks::count(length, chunk_size) {
+                return Err(DecodeError::Malformed);
+            }
+            let mut crcs = Vec::with_capacity(count.min(r.0.len() / 4));
+            for _ in 0..count {
+                crcs.push(r.u32()?);
+            }
             if !r.0.is_empty() {
                 return Err(DecodeError::Malformed);
             }
@@ -176,7 +228,13 @@ fn decode_with(raw: &[u8], body_at: impl Fn(usize, usize) -> Bytes) -> Result<Re
                     response_time,
                 },
                 generation,
-                body,
+                length,
+                body: None,
+                object: Some(std::sync::Arc::new(Chunks {
+                    id,
+                    chunk_size,
+                    crcs,
+                })),
             })))
         }
         KIND_INDEX => {

@@ -17,7 +17,13 @@ fn sample() -> Record {
             response_time: UNIX_EPOCH + Duration::new(1_700_000_001, 7),
         },
         generation: 42,
-        body: Bytes::from_static(b"hello world"),
+        length: 11,
+        body: Some(Bytes::from_static(b"hello world")),
+        object: Some(Arc::new(Chunks {
+            id: 0x1234,
+            chunk_size: 4,
+            crcs: vec![1, 2, 3],
+        })),
     }))
 }
 
@@ -28,7 +34,16 @@ fn entry_round_trips() {
         panic!("not an entry")
     };
     assert_eq!(e.status, 200);
-    assert_eq!(e.body, "hello world");
+    assert!(e.body.is_none(), "a head never holds the body");
+    assert_eq!(e.length, 11);
+    assert_eq!(
+        e.object.as_deref(),
+        Some(&Chunks {
+            id: 0x1234,
+            chunk_size: 4,
+            crcs: vec![1, 2, 3]
+        })
+    );
     assert_eq!(e.generation, 42);
     let multi: Vec<_> = e.headers.get_all("x-multi").iter().collect();
     assert_eq!(multi, ["a", "b"]);
@@ -81,17 +96,14 @@ fn truncated_records_are_errors_not_panics() {
 }
 
 #[test]
-fn shared_decode_slices_the_body_and_checks_the_same() {
-    let raw = Bytes::from(encode(&sample()));
-    let Record::Entry(e) = decode_shared(&raw).unwrap() else {
+fn a_head_whose_chunks_do_not_add_up_to_its_length_is_refused() {
+    let Record::Entry(e) = sample() else {
         panic!("not an entry")
     };
-    assert_eq!(e.body, "hello world");
-    let mut bad = raw.to_vec();
-    let i = bad.len() - 8;
-    bad[i] ^= 1;
+    let mut short = (*e).clone();
+    short.length = 13; // four chunks of 4 bytes, but three CRCs
     assert_eq!(
-        decode_shared(&Bytes::from(bad)).unwrap_err(),
-        DecodeError::Checksum
+        decode(&encode(&Record::Entry(Arc::new(short)))).unwrap_err(),
+        DecodeError::Malformed
     );
 }
