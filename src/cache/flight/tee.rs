@@ -352,7 +352,7 @@ impl Fill {
         }
         let kept = {
             let state = self.lock();
-            let kept = match state.mode {
+            match state.mode {
                 Mode::Stream => None,
                 Mode::Memory => Some(Kept {
                     length: received,
@@ -367,8 +367,7 @@ impl Fill {
                         body: None,
                         object: Some(c),
                     }),
-            };
-            kept
+            }
         };
         drop(plan.permit.take());
         kept
