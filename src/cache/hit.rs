@@ -136,14 +136,14 @@ impl Ctx<'_> {
         let disk_io = self.cache.store.disk_io();
         let content = |start: u64, end: u64| match (&entry.body, file, &entry.object) {
             (Some(bytes), ..) => full(bytes.slice(start as usize..end as usize)),
-            (None, Some(file), Some(object)) => boxed(ChunkBody::new(
-                file,
-                object.clone(),
-                entry.length,
-                start,
-                end,
-                disk_io,
-            )),
+            (None, Some(file), Some(object)) => {
+                let (cache, url, request) =
+                    (self.cache.clone(), self.url.clone(), parts.headers.clone());
+                let head = entry.clone();
+                let body = ChunkBody::new(file, object.clone(), entry.length, start, end, disk_io)
+                    .on_damage(move || cache.store.damaged(&url, &request, &head));
+                boxed(body)
+            }
             _ => empty(),
         };
         match serve::from_entry(entry, &parts.method, &parts.headers, age, content) {

@@ -19,6 +19,7 @@ mod dns;
 mod dns_server;
 mod forward;
 mod hardening;
+mod large;
 mod lifecycle;
 mod limits;
 mod logging;

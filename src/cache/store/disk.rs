@@ -232,9 +232,15 @@ impl DiskTier {
         self.make_room()
     }
 
-    /// Promises `n` bytes to a fill in progress (see [`DiskTier::make_room`]).
-    pub fn reserve(&self, n: u64) {
-        self.reserved.fetch_add(n, Ordering::Relaxed);
+    /// Promises `n` bytes to a fill in progress (see [`DiskTier::make_room`]);
+    /// false (nothing promised) when the fills in progress already hold so
+    /// much that `n` more would not fit even with every record evicted.
+    pub fn reserve(&self, n: u64) -> bool {
+        self.reserved
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
+                (r + n <= self.limit).then_some(r + n)
+            })
+            .is_ok()
     }
 
     /// Takes back a promise made with [`DiskTier::reserve`].

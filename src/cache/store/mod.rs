@@ -408,7 +408,7 @@ impl Store {
             self.health.clone(),
             expected,
             self.config.disk_io,
-        );
+        )?;
         if expected.is_some_and(|n| n > 0) {
             self.queue(Write::MakeRoom);
         }

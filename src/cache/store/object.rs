@@ -203,9 +203,18 @@ pub struct ChunkBody {
     current: Option<(u64, Bytes)>,
     deadline: Duration,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Called once when a chunk fails its check or cannot be read.
+    on_damage: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl ChunkBody {
+    /// Calls `f` when a chunk turns out damaged or unreadable (the stored
+    /// entry should then go).
+    pub fn on_damage(mut self, f: impl FnOnce() + Send + 'static) -> ChunkBody {
+        self.on_damage = Some(Box::new(f));
+        self
+    }
+
     pub fn new(
         file: Arc<File>,
         chunks: Arc<Chunks>,
@@ -226,6 +235,7 @@ impl ChunkBody {
             current: None,
             deadline,
             timer: None,
+            on_damage: None,
         }
     }
 
@@ -308,7 +318,12 @@ impl http_body::Body for ChunkBody {
                         Ok(Ok(chunk)) => {
                             this.current = Some((this.chunk_start(index), chunk));
                         }
-                        Ok(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                        Ok(Err(e)) => {
+                            if let Some(f) = this.on_damage.take() {
+                                f();
+                            }
+                            return Poll::Ready(Some(Err(e.into())));
+                        }
                         Err(e) => return Poll::Ready(Some(Err(e.into()))),
                     }
                 }

@@ -27,16 +27,20 @@ pub struct NewObject {
 }
 
 impl NewObject {
+    /// None when the space cannot be promised (downloads in progress hold
+    /// the whole disk tier).
     pub(super) fn new(
         id: u64,
         disk: Arc<DiskTier>,
         health: Arc<DiskHealth>,
         expected: Option<u64>,
         deadline: Duration,
-    ) -> NewObject {
+    ) -> Option<NewObject> {
         let reserved = disk_bytes(expected.unwrap_or(0));
-        disk.reserve(reserved);
-        NewObject {
+        if !disk.reserve(reserved) {
+            return None;
+        }
+        Some(NewObject {
             id,
             disk,
             health,
@@ -44,7 +48,7 @@ impl NewObject {
             reserved,
             deadline,
             done: false,
-        }
+        })
     }
 
     /// The object's id.
@@ -62,7 +66,9 @@ impl NewObject {
         if need > self.reserved {
             // A body of unknown length: promise space chunk by chunk.
             let more = need - self.reserved;
-            self.disk.reserve(more);
+            if !self.disk.reserve(more) {
+                return false;
+            }
             self.reserved = need;
             room = true;
         }
