@@ -31,6 +31,9 @@ pub struct Scrape {
     pub disk_capacity: u64,
     pub coalesced: u64,
     pub log_dropped: u64,
+    /// Bytes of `cache.fill_budget` held by fills in progress, and the budget.
+    pub fill_used: u64,
+    pub fill_budget: u64,
 }
 
 /// Renders every metric: the proxy's, and the resolver's when given.
@@ -232,6 +235,24 @@ impl Collector for Collect {
             "cache_disk_write_errors",
             "Disk writes that failed (a full or broken disk); warned about once per run of failures.",
             st.disk_write_errors,
+        )?;
+        gauge(
+            &mut e,
+            "cache_disk_writable",
+            "1 while the disk tier takes writes; 0 after a failed write (retried after 30 s) or when the cache folder could not be opened.",
+            i64::from(st.disk_writable),
+        )?;
+        gauge(
+            &mut e,
+            "cache_fill_bytes",
+            "Bytes of cache.fill_budget held by downloads being stored now.",
+            i64::try_from(s.fill_used).unwrap_or(i64::MAX),
+        )?;
+        gauge(
+            &mut e,
+            "cache_fill_budget_bytes",
+            "The configured cache.fill_budget.",
+            i64::try_from(s.fill_budget).unwrap_or(i64::MAX),
         )?;
         counter(
             &mut e,

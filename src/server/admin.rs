@@ -56,19 +56,18 @@ pub async fn run<F: Future<Output = ()>>(listener: TcpListener, proxy: Arc<Proxy
     }
 }
 
-/// The store's counters, read off the async workers (the disk tier's
-/// record count comes from its database).
+/// The store's counters (kept up to date: no table scan, no disk access).
 async fn store_stats(proxy: &Arc<Proxy>) -> StoreStats {
-    let cache = proxy.cache.clone();
-    tokio::task::spawn_blocking(move || cache.store.stats())
-        .await
-        .unwrap_or_default()
+    proxy.cache.store.stats()
 }
 
 async fn answer(proxy: &Arc<Proxy>, request: &Request<Incoming>) -> Response<Body> {
-    let capacity = {
+    let (capacity, fill_budget) = {
         let c = &proxy.current().config.cache;
-        (c.memory_size.as_u64(), c.disk_size.as_u64())
+        (
+            (c.memory_size.as_u64(), c.disk_size.as_u64()),
+            c.fill_budget.as_u64(),
+        )
     };
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
         (&Method::GET, "/metrics") => {
@@ -78,6 +77,8 @@ async fn answer(proxy: &Arc<Proxy>, request: &Request<Incoming>) -> Response<Bod
                 disk_capacity: capacity.1,
                 coalesced: proxy.cache.coalescer.coalesced(),
                 log_dropped: proxy.log.as_ref().map_or(0, |l| l.dropped()),
+                fill_used: proxy.cache.budget_in_use(fill_budget),
+                fill_budget,
             };
             let text = encode::render(&proxy.metrics, Some(&proxy.dns.metrics), scrape);
             (StatusCode::OK, encode::CONTENT_TYPE, text)
