@@ -13,7 +13,7 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=${WORK:-/var/tmp/cachalot-large-disk.$$}
-BASEPORT=${BASEPORT:-38010}
+BASEPORT=${BASEPORT:-23810}
 . "$HERE/lib.sh"
 
 SIZE=${SIZE:-4294967296}
@@ -26,7 +26,7 @@ mkdir -p "$WORK/root"
 log "creating $SIZE-byte origin file"
 make_file "$WORK/root/big.bin" "$SIZE"
 head -c 65536 /dev/urandom >"$WORK/root/small.bin"
-start_nginx "$WORK/root"
+start_nginx "$WORK/root" || exit 1
 
 median() { sort -n | awk '{a[NR]=$1} END{if(NR%2) print a[(NR+1)/2]; else printf "%.6f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
@@ -45,7 +45,7 @@ write_proxy_config "$conf" "$WORK/cache" "disk_size = \"$DISK_SIZE\"
 max_object_size = \"$MAX_OBJ\""
 
 echo "== store: one download through the proxy"
-start_proxy "$conf"
+start_proxy "$conf" || exit 1
 fetch proxy "$ORIGIN/big.bin" | awk '{printf "miss: %s bytes, code %s, %.2f s, %.0f MiB/s\n", $1, $2, $3, $5/1048576}'
 fetch proxy "$ORIGIN/small.bin" | awk '{printf "miss (64 KiB): %s bytes, code %s\n", $1, $2}'
 sleep 1
@@ -55,10 +55,17 @@ ls -la "$WORK/cache" "$WORK/cache/objects" 2>/dev/null | head -20
 : >"$WORK/proxy-access.log"
 
 echo "== restart; $N sequential disk hits vs nginx direct"
-start_proxy "$conf"
+start_proxy "$conf" || exit 1
 : >"$WORK/p.txt"; : >"$WORK/n.txt"
-for i in $(seq "$N"); do fetch proxy "$ORIGIN/big.bin" | tee -a "$WORK/p.txt"; done
-for i in $(seq "$N"); do fetch direct "$ORIGIN/big.bin" | tee -a "$WORK/n.txt"; done
+start_sampler "$PROXY_PID" "$WORK/rss.txt"
+# interleaved, so both see the same background
+echo "size code time_total ttfb speed (proxy, then nginx direct)"
+for i in $(seq "$N"); do
+    fetch proxy "$ORIGIN/big.bin" | tee -a "$WORK/p.txt"
+    fetch direct "$ORIGIN/big.bin" | tee -a "$WORK/n.txt"
+done
+stop_sampler
+echo "proxy RSS during the disk hits: $(rss_summary "$WORK/rss.txt")"
 pbad=$(awk -v s="$SIZE" '!($1==s && $2==200)' "$WORK/p.txt" | wc -l)
 p=$(awk '{print $5}' "$WORK/p.txt" | median)
 n=$(awk '{print $5}' "$WORK/n.txt" | median)
@@ -93,13 +100,14 @@ if [ "${DISK_ONLY_SMALL:-1}" = 1 ]; then
     stop_proxy >/dev/null
     conf2="$WORK/proxy2.toml"
     write_proxy_config "$conf2" "$WORK/cache2" "disk_size = \"1GiB\"
+max_object_size = \"1GiB\"
 memory_object_size = \"1KiB\""
     : >"$WORK/proxy-access.log"
-    start_proxy "$conf2"
+    start_proxy "$conf2" || exit 1
     fetch proxy "$ORIGIN/small.bin" >/dev/null
     sleep 0.5
     stop_proxy >/dev/null
-    start_proxy "$conf2"
+    start_proxy "$conf2" || exit 1
     : >"$WORK/t.txt"
     for i in $(seq "$TTFB_N"); do fetch proxy "$ORIGIN/small.bin" >>"$WORK/t.txt"; done
     tp=$(awk '{print $4}' "$WORK/t.txt" | median)

@@ -4,14 +4,15 @@
 #   CACHALOT   proxy binary            (default /tmp/cachalot-bench/cachalot)
 #   WORK       scratch folder for origin files, cache dirs, logs
 #              (default /var/tmp/cachalot-large.$$; removed at exit unless KEEP=1)
-#   BASEPORT   first of the loopback ports used (default 38000)
+#   BASEPORT   first of the loopback ports used (default 23800; below the
+#              ephemeral range so outgoing connections cannot take them)
 #
 # Every process started here is recorded and killed by pid at exit.
 
 set -u
 CACHALOT=${CACHALOT:-/tmp/cachalot-bench/cachalot}
 WORK=${WORK:-/var/tmp/cachalot-large.$$}
-BASEPORT=${BASEPORT:-38000}
+BASEPORT=${BASEPORT:-23800}
 ORIGIN_PORT=$((BASEPORT + 0))
 PROXY_PORT=$((BASEPORT + 1))
 ADMIN_PORT=$((BASEPORT + 2))

@@ -29,7 +29,7 @@ make_file "$WORK/root/big.bin" "$SIZE"
 head -c 65536 /dev/urandom >"$WORK/root/small.bin"
 WANT_SHA=$(sha256sum "$WORK/root/big.bin" | cut -d' ' -f1)
 log "origin sha256 $WANT_SHA"
-start_nginx "$WORK/root"
+start_nginx "$WORK/root" || exit 1
 
 # client I: GET URL, print "size code sha" (sha "-" when not hashed)
 client() {
@@ -87,7 +87,7 @@ url_shared() { echo "$ORIGIN/obj/100000"; }
 
 if [[ $PARTS == *a* ]]; then
     echo "== (a) $NCLIENTS clients, $NCLIENTS distinct objects of $SIZE bytes, disk_size $DISK_SIZE"
-    start_proxy "$conf"
+    start_proxy "$conf" || exit 1
     log "proxy pid $PROXY_PID, RSS at start: $(grep VmRSS /proc/$PROXY_PID/status)"
     start_sampler "$PROXY_PID" "$WORK/rss-a.txt"
     t0=$(now)
@@ -111,7 +111,7 @@ if [[ $PARTS == *b* ]]; then
     echo "== (b) $SHARED clients share one object of $SIZE bytes"
     rm -rf "$WORK/cache"
     : >"$WORK/proxy-access.log"
-    start_proxy "$conf"
+    start_proxy "$conf" || exit 1
     before=$(origin_requests '/obj/100000 ')
     start_sampler "$PROXY_PID" "$WORK/rss-b.txt"
     t0=$(now)

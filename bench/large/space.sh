@@ -2,7 +2,7 @@
 # Space amplification of the disk tier: disk_size DISK_SIZE, TOTAL bytes of
 # distinct objects of log-uniform random sizes MIN..MAX (fixed SEED) pushed
 # through it by PAR clients, then `du` of the cache folder (sled db + objects/)
-# compared with disk_size; du is also sampled every 2 s during the run (peak
+# compared with disk_size; du is also sampled every 0.5 s during the run (peak
 # reported) and measured again after a clean stop.
 #
 # Origin files are sparse (truncate -s): content does not matter here, and
@@ -13,7 +13,7 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=${WORK:-/var/tmp/cachalot-large-space.$$}
-BASEPORT=${BASEPORT:-38020}
+BASEPORT=${BASEPORT:-23820}
 . "$HERE/lib.sh"
 
 DISK_SIZE=${DISK_SIZE:-1GiB}
@@ -40,7 +40,7 @@ EOF
 nobj=$(wc -l <"$WORK/sizes.txt")
 sum=$(awk '{s+=$2} END{print s}' "$WORK/sizes.txt")
 echo "objects: $nobj, total $sum bytes ($(python3 -c "print(f'{$sum/2**30:.2f}')") GiB), sizes $(awk 'NR==1{mn=$2;mx=$2} {if($2<mn)mn=$2; if($2>mx)mx=$2} END{print mn"-"mx}' "$WORK/sizes.txt")"
-start_nginx "$WORK/root"
+start_nginx "$WORK/root" || exit 1
 
 conf="$WORK/proxy.toml"
 # max_object_size must fit in disk_size; the default (4GiB) does not fit 1GiB
@@ -50,13 +50,13 @@ disk_bytes=$(python3 -c "
 s='$DISK_SIZE'
 u={'KiB':2**10,'MiB':2**20,'GiB':2**30}
 print(next((int(float(s[:-3])*v) for k,v in u.items() if s.endswith(k)), None) or int(s))")
-start_proxy "$conf"
+start_proxy "$conf" || exit 1
 
 # du sampler
 (
     while true; do
         echo "$(du -sb "$WORK/cache" 2>/dev/null | cut -f1) $(du -s --block-size=1 "$WORK/cache" 2>/dev/null | cut -f1)"
-        sleep 2
+        sleep 0.5
     done
 ) >"$WORK/du.txt" &
 DU_PID=$!
@@ -87,7 +87,7 @@ print(f"   objects/: apparent {oa/M:.1f} MiB, allocated {ob/M:.1f} MiB; rest (sl
 EOF
 }
 report "running, after the push"
-awk '{if($1>a)a=$1; if($2>b)b=$2} END{printf "peak during the push (2 s samples): du -sb %.1f MiB, allocated %.1f MiB\n", a/1048576, b/1048576}' "$WORK/du.txt"
+awk '{if($1>a)a=$1; if($2>b)b=$2} END{printf "peak during the push (0.5 s samples): du -sb %.1f MiB, allocated %.1f MiB\n", a/1048576, b/1048576}' "$WORK/du.txt"
 metric '^cachalot_cache_(bytes|entries|evictions_total|capacity_bytes)\{tier="disk"\}|^cachalot_cache_disk_write'
 echo "object files: $(find "$WORK/cache/objects" -type f | wc -l)"
 echo "stop: $(stop_proxy) s after SIGTERM"

@@ -13,7 +13,7 @@ use http::{request, HeaderValue, Method, Request, Response, StatusCode};
 use tokio::sync::watch;
 
 use crate::cache::flight::coalesce::{self, LeaderGuard, Published, Role, SharedResponse};
-use crate::cache::flight::tee::{Fill, Plan};
+use crate::cache::flight::tee::{Fill, Kept, Plan};
 use crate::cache::outcome::Outcome;
 use crate::cache::policy::range::{self, RangeVerdict};
 use crate::cache::policy::{self, NotStorable, StoredTimes, Verdict};
@@ -494,19 +494,36 @@ impl Ctx<'_> {
             let runner = fill.clone();
             self.tasks.spawn(async move {
                 // The flight (and its late joiners) lasts until the body is in.
-                let _leader = leader;
-                if let Some(kept) = runner.run(incoming, plan).await {
+                let times = StoredTimes {
+                    request_time,
+                    response_time,
+                };
+                let early = |body: bytes::Bytes| {
+                    let entry = Entry::in_memory(status, stored_headers.clone(), times, body);
+                    store
+                        .store
+                        .insert(&url, names.clone(), &request_headers, entry);
+                    // Stored: the flight is over (a body kept on disk
+                    // only keeps its flight, and its late joiners, until
+                    // the fill ends).
+                    drop(leader);
+                };
+                let kept = runner.run(incoming, plan, early).await;
+                if let Some(Kept {
+                    length,
+                    body,
+                    object: Some(object),
+                }) = kept
+                {
+                    // On disk now: the head goes there too.
                     let entry = Entry {
                         status,
                         headers: stored_headers,
-                        times: StoredTimes {
-                            request_time,
-                            response_time,
-                        },
+                        times,
                         generation: 0,
-                        length: kept.length,
-                        body: kept.body,
-                        object: kept.object.map(Arc::new),
+                        length,
+                        body,
+                        object: Some(Arc::new(object)),
                     };
                     store.store.insert(&url, names, &request_headers, entry);
                 }

@@ -513,6 +513,18 @@ async fn oversize_response_streams_through_uncached() {
     assert_eq!(origin.requests(), 2);
 }
 
+/// Opens the disk tier of a stopped proxy, waiting (at most 10 s) for the
+/// last of its tasks to let go of the folder's lock.
+async fn open_disk(dir: &std::path::Path) -> cachalot::cache::store::disk::DiskTier {
+    for _ in 0..200 {
+        if let Ok(disk) = cachalot::cache::store::disk::DiskTier::open(dir, 1 << 30) {
+            return disk;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the cache folder stays locked");
+}
+
 async fn stop(proxy: RunningProxy) {
     let RunningProxy {
         shutdown,
@@ -541,13 +553,13 @@ async fn entries_survive_restart_with_the_origin_down_and_corrupt_ones_are_not_s
     let proxy = start_proxy_in("", dir.clone()).await;
     get_body(&proxy, &origin.url("/keep")).await;
     get_body(&proxy, &origin.url("/corrupt")).await;
-    settle().await;
+    crate::support::stored(&proxy, &origin.url("/keep")).await;
+    crate::support::stored(&proxy, &origin.url("/corrupt")).await;
     stop(proxy).await;
 
-    // Flip a byte in the stored body of /corrupt, through the disk tier's raw API.
+    // Flip a byte in the stored head of /corrupt, through the disk tier's raw API.
     {
-        let disk = cachalot::cache::store::disk::DiskTier::open(&dir.path().join("cache"), 1 << 30)
-            .unwrap();
+        let disk = open_disk(&dir.path().join("cache")).await;
         let key = disk
             .keys()
             .find(|k| k.starts_with('E') && k.contains("/corrupt"))

@@ -280,6 +280,7 @@ async fn calamaris_and_stats_agree_with_the_clients_on_the_byte_hit_ratio() {
     let (miss, _) = read_get(proxy.addr, &url, u64::MAX, Duration::ZERO).await;
     received.push((miss, false));
     finished(&proxy, 1).await;
+    stored(&proxy, &url).await;
     let (hit, _) = read_get(proxy.addr, &url, u64::MAX, Duration::ZERO).await;
     received.push((hit, true));
     let (part, _) = read_get(proxy.addr, &url, 512 * 1024, Duration::from_millis(2)).await;

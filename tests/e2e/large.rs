@@ -317,10 +317,11 @@ async fn many_clients_sharing_one_large_download_hold_little_memory() {
     let origin = origin(LEN, 256 * 1024, Duration::ZERO, false).await;
     let proxy = start_proxy("[cache]\nmemory_object_size = \"1MiB\"\n").await;
     let url = Arc::new(origin.url("/shared.bin"));
+    let whole = Arc::new(pattern(0, LEN));
     let before = rss_bytes();
     let mut tasks = Vec::new();
     for _ in 0..20 {
-        let (url, addr) = (url.clone(), proxy.addr);
+        let (url, addr, whole) = (url.clone(), proxy.addr, whole.clone());
         tasks.push(tokio::spawn(async move {
             let mut client = Client::connect(addr).await;
             let response = client.send(get(&url)).await;
@@ -328,7 +329,7 @@ async fn many_clients_sharing_one_large_download_hold_little_memory() {
             let (mut n, mut peak) = (0u64, 0u64);
             while let Some(frame) = body.frame().await {
                 let data = frame.unwrap().into_data().unwrap();
-                assert!(data[..] == pattern(n, n + data.len() as u64)[..]);
+                assert!(data[..] == whole[n as usize..n as usize + data.len()]);
                 n += data.len() as u64;
                 peak = peak.max(rss_bytes());
             }
@@ -337,7 +338,10 @@ async fn many_clients_sharing_one_large_download_hold_little_memory() {
     }
     let mut peak = 0;
     for task in tasks {
-        let (n, p) = within("a shared download", task).await.unwrap();
+        let (n, p) = tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("a shared download finishes")
+            .unwrap();
         assert_eq!(n, LEN);
         peak = peak.max(p);
     }
@@ -346,4 +350,73 @@ async fn many_clients_sharing_one_large_download_hold_little_memory() {
     // memory per client would be 640 MiB.
     let grown = peak.saturating_sub(before);
     assert!(grown < 200 * 1024 * 1024, "RSS grew by {grown} bytes");
+}
+
+#[tokio::test]
+async fn a_full_disk_turns_disk_writes_off_and_everything_else_goes_on() {
+    // The cache folder on an 8 MiB tmpfs (needs root and mount; skipped otherwise).
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&cache)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED a_full_disk_turns_disk_writes_off: cannot mount a tmpfs");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(cache.clone());
+    const BIG: u64 = 1024 * 1024;
+    let big = origin(BIG, 64 * 1024, Duration::ZERO, false).await;
+    let small = origin(1000, 1000, Duration::ZERO, false).await;
+    let other = crate::support::Origin::start().await;
+    let proxy = start_proxy_in(
+        "[cache]\ndisk_size = \"256MiB\"\nmax_object_size = \"8MiB\"\n\
+         memory_object_size = \"64KiB\"\n[timeouts]\ndrain = \"2s\"\n",
+        dir.clone(),
+    )
+    .await;
+    let hit_url = small.url("/small");
+    get_with(&proxy, &hit_url, None).await;
+    stored(&proxy, &hit_url).await;
+    // 24 MiB of disk-only objects through an 8 MiB file system.
+    for i in 0..24 {
+        let (status, _, body) = get_with(&proxy, &big.url(&format!("/big/{i}")), None).await;
+        assert_eq!(status, 200, "download {i}");
+        assert!(body == pattern(0, BIG), "download {i} is byte-exact");
+        let (status, headers, body) = get_with(&proxy, &hit_url, None).await;
+        assert_eq!(status, 200, "memory hit after download {i}");
+        assert!(cache_status(&headers).contains("hit"), "{headers:?}");
+        assert!(body == pattern(0, 1000));
+        let (status, _, _) = get_with(&proxy, &other.url(&format!("/fixed?pass-{i}")), None).await;
+        assert_eq!(status, 200, "another origin after download {i}");
+    }
+    let stats = proxy.proxy.cache.store.stats();
+    assert!(
+        stats.disk_write_errors >= 1,
+        "the disk filled up: {stats:?}"
+    );
+    assert!(!stats.disk_writable, "{stats:?}");
+    let RunningProxy { shutdown, task, .. } = proxy;
+    let started = std::time::Instant::now();
+    drop(shutdown);
+    within("the proxy stops on a full disk", task)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "stopping took {:?}",
+        started.elapsed()
+    );
 }

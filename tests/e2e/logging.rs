@@ -455,8 +455,8 @@ async fn cache_tool_purges_counts_and_clears_a_stopped_proxys_cache() {
     let proxy = start_proxy_in("", dir.clone()).await;
     for p in ["/a", "/b"] {
         fetch(proxy.addr, get(&origin.url(p))).await;
+        stored(&proxy, &origin.url(p)).await;
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let RunningProxy {
         shutdown,
         task,
@@ -485,14 +485,19 @@ async fn cache_tool_purges_counts_and_clears_a_stopped_proxys_cache() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert!(
-        tool(&["stats"]).starts_with("2 responses under 2 URLs"),
+        tool(&["stats"]).contains("objects:       2 responses under 2 URLs"),
         "{}",
         tool(&["stats"])
     );
     assert!(tool(&["purge", &origin.url("/a")]).starts_with("purged"));
-    assert!(tool(&["stats"]).starts_with("1 responses under 1 URLs"));
+    assert!(tool(&["stats"]).contains("objects:       1 responses under 1 URLs"));
+    let verify = tool(&["verify"]);
+    assert!(
+        verify.contains("checked 1 responses") && verify.contains("\n0 dropped; 0 records"),
+        "{verify}"
+    );
     tool(&["clear"]);
-    assert!(tool(&["stats"]).starts_with("0 responses"));
+    assert!(tool(&["stats"]).contains("objects:       0 responses"));
 }
 
 #[tokio::test]

@@ -276,8 +276,15 @@ impl Fill {
 
     /// Reads `body` to its end, sharing it with the readers and keeping it
     /// as `plan` allows. Returns what was kept when the body is complete
-    /// and length-checked.
-    pub async fn run<B>(self: Arc<Self>, mut body: B, mut plan: Plan) -> Option<Kept>
+    /// and length-checked. A body kept in memory is also handed to
+    /// `in_memory` as soon as its last byte is in, before its disk write
+    /// is done, so that it is served from memory at once.
+    pub async fn run<B>(
+        self: Arc<Self>,
+        mut body: B,
+        mut plan: Plan,
+        in_memory: impl FnOnce(Bytes),
+    ) -> Option<Kept>
     where
         B: http_body::Body<Data = Bytes> + Unpin,
         B::Error: Into<BoxError>,
@@ -346,6 +353,13 @@ impl Fill {
         }
         // Every byte is here: readers need not wait for the last write.
         self.finish(End::Complete);
+        let whole = {
+            let state = self.lock();
+            (state.mode == Mode::Memory).then(|| concat(&state.frames, received))
+        };
+        if let Some(whole) = &whole {
+            in_memory(whole.clone());
+        }
         if pending_len > 0 {
             let chunk = std::mem::take(&mut pending);
             self.write(&mut object, chunk, &plan).await;
@@ -356,7 +370,7 @@ impl Fill {
                 Mode::Stream => None,
                 Mode::Memory => Some(Kept {
                     length: received,
-                    body: Some(concat(&state.frames, received)),
+                    body: whole,
                     object: object.take().and_then(|o| o.finish(received)),
                 }),
                 Mode::Disk => object
@@ -482,7 +496,13 @@ impl http_body::Body for FillBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
-            if this.end.is_some_and(|end| this.pos >= end) {
+            // Done at the range's end, or at the announced length (the
+            // origin cannot send more; its end need not be awaited).
+            if this
+                .end
+                .or(this.fill.expected)
+                .is_some_and(|end| this.pos >= end)
+            {
                 return Poll::Ready(None);
             }
             if let Some(disk) = this.disk.as_mut() {
@@ -563,7 +583,11 @@ impl http_body::Body for FillBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        if self.end.is_some_and(|end| self.pos >= end) {
+        if self
+            .end
+            .or(self.fill.expected)
+            .is_some_and(|end| self.pos >= end)
+        {
             return true;
         }
         let state = self.fill.lock();

@@ -70,7 +70,7 @@ async fn readers_share_one_body_and_late_reader_starts_at_zero() {
     let fill = Fill::new(Some(6), &plan(100, 100));
     let first = fill.reader().unwrap();
     let body = http_body_util::Full::new(Bytes::from_static(b"abcdef"));
-    let stored = fill.clone().run(body, plan(100, 100)).await;
+    let stored = fill.clone().run(body, plan(100, 100), |_| {}).await;
     assert_eq!(stored.unwrap().body.unwrap(), "abcdef");
     let late = fill.reader().unwrap();
     assert_eq!(collect(first).await.unwrap(), "abcdef");
@@ -81,7 +81,7 @@ async fn readers_share_one_body_and_late_reader_starts_at_zero() {
 async fn reader_gets_bytes_before_the_body_ends() {
     let fill = Fill::new(None, &plan(100, 100));
     let (tx, body) = channel();
-    let run = tokio::spawn(fill.clone().run(body, plan(100, 100)));
+    let run = tokio::spawn(fill.clone().run(body, plan(100, 100), |_| {}));
     let mut reader = fill.reader().unwrap();
     tx.send(data(b"first")).await.unwrap();
     let frame = reader.frame().await.unwrap().unwrap();
@@ -97,7 +97,7 @@ async fn aborted_origin_body_aborts_readers_and_stores_nothing() {
     let fill = Fill::new(None, &plan(100, 100));
     let (tx, body) = channel();
     let reader = fill.reader().unwrap();
-    let run = tokio::spawn(fill.clone().run(body, plan(100, 100)));
+    let run = tokio::spawn(fill.clone().run(body, plan(100, 100), |_| {}));
     tx.send(data(b"part")).await.unwrap();
     tx.send(Err("reset".into())).await.unwrap();
     assert!(run.await.unwrap().is_none());
@@ -110,7 +110,11 @@ async fn truncated_body_is_not_complete() {
     let fill = Fill::new(Some(10), &plan(100, 100));
     let reader = fill.reader().unwrap();
     let body = http_body_util::Full::new(Bytes::from_static(b"short"));
-    assert!(fill.clone().run(body, plan(100, 100)).await.is_none());
+    assert!(fill
+        .clone()
+        .run(body, plan(100, 100), |_| {})
+        .await
+        .is_none());
     assert!(
         collect(reader).await.is_err(),
         "short body must not look complete"
@@ -122,7 +126,7 @@ async fn oversize_body_streams_to_reader_but_is_not_stored() {
     let fill = Fill::new(None, &plan(8, 8));
     let (tx, body) = channel();
     let reader = fill.reader().unwrap();
-    let run = tokio::spawn(fill.clone().run(body, plan(8, 8)));
+    let run = tokio::spawn(fill.clone().run(body, plan(8, 8), |_| {}));
     let feed = tokio::spawn(async move {
         for _ in 0..64 {
             tx.send(Ok(Frame::data(Bytes::from(vec![7u8; 64 * 1024]))))
@@ -143,7 +147,7 @@ async fn oversize_body_with_no_reader_stops_reading() {
     let (tx, body) = channel();
     let reader = fill.reader().unwrap();
     drop(reader);
-    let run = tokio::spawn(fill.clone().run(body, plan(4, 4)));
+    let run = tokio::spawn(fill.clone().run(body, plan(4, 4), |_| {}));
     tx.send(data(b"0123456789")).await.unwrap();
     let stored = tokio::time::timeout(std::time::Duration::from_secs(5), run)
         .await
@@ -162,7 +166,7 @@ async fn a_body_larger_than_memory_goes_to_disk_and_a_late_reader_reads_it_there
     let fill = Fill::new(Some(len as u64), &p);
     let (tx, body) = channel();
     let first = fill.reader().unwrap();
-    let run = tokio::spawn(fill.clone().run(body, p));
+    let run = tokio::spawn(fill.clone().run(body, p, |_| {}));
     let feed = {
         let whole = whole.clone();
         tokio::spawn(async move {
@@ -202,7 +206,7 @@ async fn a_disk_fill_holds_at_most_about_a_chunk_in_memory_and_runs_on_without_r
     let fill = Fill::new(Some(len as u64), &p);
     let (tx, body) = channel();
     drop(fill.reader().unwrap());
-    let run = tokio::spawn(fill.clone().run(body, p));
+    let run = tokio::spawn(fill.clone().run(body, p, |_| {}));
     let mut peak = 0;
     for _ in 0..len / (16 * 1024) {
         tx.send(Ok(Frame::data(Bytes::from(vec![1u8; 16 * 1024]))))
@@ -224,7 +228,7 @@ async fn a_range_reader_gets_its_bytes_as_they_arrive() {
     let fill = Fill::new(Some(12), &plan(100, 100));
     let (tx, body) = channel();
     let ranged = fill.reader_of(4, Some(9)).unwrap();
-    let run = tokio::spawn(fill.clone().run(body, plan(100, 100)));
+    let run = tokio::spawn(fill.clone().run(body, plan(100, 100), |_| {}));
     tx.send(data(b"0123")).await.unwrap();
     tx.send(data(b"456789ab")).await.unwrap();
     assert_eq!(collect(ranged).await.unwrap(), "45678");
