@@ -63,7 +63,7 @@ impl Shared {
                 }])
             })?;
         let hit_status = http::HeaderValue::from_str(
-            &crate::cache::outcome::Outcome::MemHit.cache_status(&config.server.name, None, false),
+            &crate::cache::outcome::Outcome::MemHit.cache_status(&config.server.name, None),
         )
         .unwrap_or_else(|_| http::HeaderValue::from_static("cachalot; hit"));
         Ok(Shared {

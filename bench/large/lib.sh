@@ -21,6 +21,7 @@ ORIGIN="http://127.0.0.1:$ORIGIN_PORT"
 ADMIN="http://127.0.0.1:$ADMIN_PORT"
 
 mkdir -p "$WORK"
+echo "binary: $CACHALOT ($("$CACHALOT" --version), built $(stat -c %y "$CACHALOT" | cut -d. -f1), sha256 $(sha256sum "$CACHALOT" | cut -c1-16)); $(date -u '+%F %T UTC'); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 _PIDS=()
 NGINX_PID=
 PROXY_PID=

@@ -173,20 +173,14 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) fn mark(
-        &self,
-        response: &mut Response<Body>,
-        outcome: Outcome,
-        fwd: Option<u16>,
-        stored: bool,
-    ) {
-        if fwd.is_none() && !stored && outcome == Outcome::MemHit {
+    pub(super) fn mark(&self, response: &mut Response<Body>, outcome: Outcome, fwd: Option<u16>) {
+        if fwd.is_none() && outcome == Outcome::MemHit {
             // The most common answer: built once per configuration.
             let value = self.shared.hit_status.clone();
             response.headers_mut().append(CACHE_STATUS.clone(), value);
             return;
         }
-        let value = outcome.cache_status(self.name(), fwd, stored);
+        let value = outcome.cache_status(self.name(), fwd);
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().append(CACHE_STATUS.clone(), value);
         }
@@ -198,13 +192,12 @@ impl Ctx<'_> {
         response: &mut Response<Body>,
         outcome: Outcome,
         fwd: Option<u16>,
-        stored: bool,
         detail: Option<&str>,
     ) {
         let Some(detail) = detail else {
-            return self.mark(response, outcome, fwd, stored);
+            return self.mark(response, outcome, fwd);
         };
-        let mut value = outcome.cache_status(self.name(), fwd, stored);
+        let mut value = outcome.cache_status(self.name(), fwd);
         value.push_str("; detail=");
         value.push_str(detail);
         if let Ok(value) = HeaderValue::from_str(&value) {
@@ -220,9 +213,9 @@ impl Ctx<'_> {
         ttl: Option<i64>,
     ) {
         if ttl.is_none() {
-            return self.mark(response, outcome, fwd, false);
+            return self.mark(response, outcome, fwd);
         }
-        let value = outcome.cache_status_with(self.name(), fwd, false, ttl);
+        let value = outcome.cache_status_with(self.name(), fwd, ttl);
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().append(CACHE_STATUS.clone(), value);
         }
@@ -237,7 +230,7 @@ impl Ctx<'_> {
             "The request said only-if-cached and no suitable response is stored.",
             self.name(),
         );
-        self.mark(&mut response, Outcome::OnlyIfCachedMiss, None, false);
+        self.mark(&mut response, Outcome::OnlyIfCachedMiss, None);
         response
     }
 

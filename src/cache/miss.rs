@@ -380,7 +380,7 @@ impl Ctx<'_> {
         self.cache.coalescer.count_follower();
         let value = format!(
             "{}; collapsed",
-            outcome.cache_status(self.name(), Some(shared.status.as_u16()), false)
+            outcome.cache_status(self.name(), Some(shared.status.as_u16()))
         );
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().append(CACHE_STATUS.clone(), value);
@@ -406,13 +406,7 @@ impl Ctx<'_> {
         let (mut head, incoming) = response.into_parts();
         forward::finish(&self.shared.forwarding, &mut head);
         let mut response = Response::from_parts(head, body::boxed(incoming));
-        self.mark_with_detail(
-            &mut response,
-            outcome,
-            Some(status),
-            false,
-            Some(reason.as_str()),
-        );
+        self.mark_with_detail(&mut response, outcome, Some(status), Some(reason.as_str()));
         Ok(response)
     }
 
@@ -559,7 +553,6 @@ impl Ctx<'_> {
             &mut response,
             outcome,
             Some(status.as_u16()),
-            storable,
             cookie_detail.or(reason.map(NotStorable::as_str)),
         );
         Ok(response)
@@ -664,7 +657,6 @@ impl Ctx<'_> {
             &mut response,
             Outcome::Bypass,
             Some(status.as_u16()),
-            false,
             Some(NotStorable::Method.as_str()),
         );
         Ok(response)

@@ -103,9 +103,12 @@ impl Outcome {
     }
 
     /// The `Cache-Status` member for this outcome (RFC 9211 §2):
-    /// `<name>; hit` or `<name>; fwd=<reason>[; fwd-status=N][; stored]`.
-    pub fn cache_status(self, name: &str, fwd_status: Option<u16>, stored: bool) -> String {
-        self.cache_status_with(name, fwd_status, stored, None)
+    /// `<name>; hit` or `<name>; fwd=<reason>[; fwd-status=N]`. No `stored`
+    /// (RFC 9211 §2.5): the head goes out before the body is in, so whether
+    /// it will be stored is not known yet; a response that will not be
+    /// stored says why in its `detail`.
+    pub fn cache_status(self, name: &str, fwd_status: Option<u16>) -> String {
+        self.cache_status_with(name, fwd_status, None)
     }
 
     /// [`Outcome::cache_status`] with the response's remaining freshness
@@ -114,7 +117,6 @@ impl Outcome {
         self,
         name: &str,
         fwd_status: Option<u16>,
-        stored: bool,
         ttl: Option<i64>,
     ) -> String {
         let mut s = String::with_capacity(48);
@@ -165,9 +167,6 @@ impl Outcome {
             s.push_str("; fwd-status=");
             s.push_str(&code.to_string());
         }
-        if stored {
-            s.push_str("; stored");
-        }
         s
     }
 }
@@ -178,17 +177,17 @@ mod tests {
 
     #[test]
     fn cache_status_follows_rfc_9211_syntax() {
-        // RFC 9211 §2.1 (hit), §2.2 (fwd), §2.3 (fwd-status), §2.5 (stored).
+        // RFC 9211 §2.1 (hit), §2.2 (fwd), §2.3 (fwd-status).
         assert_eq!(
-            Outcome::MemHit.cache_status("cachalot", None, false),
+            Outcome::MemHit.cache_status("cachalot", None),
             "cachalot; hit"
         );
         assert_eq!(
-            Outcome::UriMiss.cache_status("cachalot", Some(200), true),
-            "cachalot; fwd=uri-miss; fwd-status=200; stored"
+            Outcome::UriMiss.cache_status("cachalot", Some(200)),
+            "cachalot; fwd=uri-miss; fwd-status=200"
         );
         assert_eq!(
-            Outcome::RefreshUnmodified.cache_status("c", Some(304), false),
+            Outcome::RefreshUnmodified.cache_status("c", Some(304)),
             "c; fwd=stale; fwd-status=304"
         );
     }
@@ -197,16 +196,16 @@ mod tests {
     fn stale_on_an_unreachable_origin_is_a_hit_with_a_negative_ttl() {
         // RFC 9211 §2.1 (hit), §2.4 (ttl, negative when stale), §2.8 (detail).
         assert_eq!(
-            Outcome::UnreachableStale.cache_status_with("cachalot", None, false, Some(-3600)),
+            Outcome::UnreachableStale.cache_status_with("cachalot", None, Some(-3600)),
             "cachalot; hit; ttl=-3600; detail=origin-unreachable"
         );
         assert_eq!(
-            Outcome::MemHit.cache_status_with("c", None, false, Some(42)),
+            Outcome::MemHit.cache_status_with("c", None, Some(42)),
             "c; hit; ttl=42"
         );
         assert_eq!(
-            Outcome::MemHit.cache_status_with("c", None, false, None),
-            Outcome::MemHit.cache_status("c", None, false)
+            Outcome::MemHit.cache_status_with("c", None, None),
+            Outcome::MemHit.cache_status("c", None)
         );
     }
 

@@ -29,9 +29,9 @@ pub const ASSUMPTIONS: &[&str] = &[
      404, 405, 410, 414, 501); HEAD lines and 304 or 206 answers are served when the object \
      is stored but store nothing; CONNECT, tunnels, refusals, errors (the codes that are not \
      cacheable traffic in the main report) and other methods are never served from a cache",
-    "cacheable URLs: a JSON line with a `reason` (why it was not stored), or whose own \
-     Cache-Status is a forward without `stored`, is not cacheable; a line the log shows as a \
-     hit (or, in JSON, `stored`) shows its URL cacheable; otherwise (Squid-native lines) a \
+    "cacheable URLs: a JSON line with a `reason` (why it was not stored) is not cacheable; a \
+     line the log shows as a hit, or a complete JSON forward without a `reason`, shows its \
+     URL cacheable; otherwise (Squid-native lines) a \
      miss may or may not have been cacheable: `lower` counts hits only on URLs the log shows \
      cacheable at some point (a URL that was ever a hit was cacheable), `upper` counts every \
      stored line as cacheable; both are ratios over all requests and all bytes",
@@ -110,13 +110,15 @@ pub fn request<'a>(facts: &Facts<'a>, class: Class) -> Request<'a> {
 }
 
 /// The last member of a Cache-Status list is ours (RFC 9211 §2: each cache
-/// appends its own); `stored` is its §2.5 parameter.
+/// appends its own). For a JSON line without a `reason`, a complete forward
+/// was stored (older versions also said `stored`, RFC 9211 §2.5); the
+/// proxy's own answers (no `fwd`) were not.
 fn stored_of(cache_status: &str) -> Stored {
     let ours = cache_status.rsplit(',').next().unwrap_or("");
     let mut params = ours.split(';').skip(1).map(str::trim);
     if params.clone().any(|p| p == "hit") {
         Stored::Unknown
-    } else if params.any(|p| p == "stored" || p.starts_with("stored=")) {
+    } else if params.any(|p| p == "stored" || p.starts_with("stored=") || p.starts_with("fwd=")) {
         Stored::Yes
     } else {
         Stored::No
@@ -242,6 +244,8 @@ impl Sink for Replay {
             self.json_lines += 1;
             let stored = if json.reason.is_some() {
                 Stored::No
+            } else if json.result.ends_with("_ABORTED") {
+                Stored::Unknown
             } else {
                 json.cache_status
                     .as_deref()

@@ -63,15 +63,21 @@ fn our_cache_status_says_whether_the_answer_was_stored() {
         stored_of("cachalot; fwd=uri-miss; fwd-status=200; stored"),
         Stored::Yes
     );
+    // Since `stored` is no longer sent: a forward (the line had no reason).
     assert_eq!(
         stored_of("cachalot; fwd=uri-miss; fwd-status=200"),
-        Stored::No
+        Stored::Yes
     );
+    assert_eq!(stored_of("cachalot; detail=denied"), Stored::No);
     assert_eq!(stored_of("cachalot; hit"), Stored::Unknown);
     // The last member is ours; an upstream cache's comes first.
     assert_eq!(
-        stored_of("origin-cache; hit, cachalot; fwd=uri-miss"),
-        Stored::No
+        stored_of("cachalot; hit, origin-cache; fwd=uri-miss"),
+        Stored::Yes
+    );
+    assert_eq!(
+        stored_of("origin-cache; fwd=uri-miss, cachalot; hit"),
+        Stored::Unknown
     );
 }
 
