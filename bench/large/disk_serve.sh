@@ -50,7 +50,7 @@ fetch proxy "$ORIGIN/big.bin" | awk '{printf "miss: %s bytes, code %s, %.2f s, %
 fetch proxy "$ORIGIN/small.bin" | awk '{printf "miss (64 KiB): %s bytes, code %s\n", $1, $2}'
 sleep 1
 echo "stop: $(stop_proxy) s after SIGTERM"
-echo "cachalot cache stats: $("$CACHALOT" cache --config "$conf" stats 2>&1 | tail -1)"
+echo "cachalot cache stats:"; "$CACHALOT" cache --config "$conf" stats 2>&1 | sed "s/^/    /"
 ls -la "$WORK/cache" "$WORK/cache/objects" 2>/dev/null | head -20
 : >"$WORK/proxy-access.log"
 

@@ -113,7 +113,7 @@ metric '^cachalot_cache_(bytes|entries)\{tier="disk"\}|^cachalot_cache_disk_writ
 echo "access log codes:"; access_codes
 t=$(stop_proxy)
 echo "SIGTERM to exit: $t s"
-echo "cachalot cache stats: $("$CACHALOT" cache --config "$conf" stats 2>&1 | tail -1)"
+echo "cachalot cache stats:"; "$CACHALOT" cache --config "$conf" stats 2>&1 | sed "s/^/    /"
 echo "object files: $(find "$MNT/cache/objects" -type f | wc -l), $(du -sb "$MNT/cache/objects" | cut -f1) bytes; sled db etc.: $(( $(du -sb "$MNT/cache" | cut -f1) - $(du -sb "$MNT/cache/objects" | cut -f1) )) bytes"
 
 echo "== restart on the full folder"

@@ -104,7 +104,7 @@ if [[ $PARTS == *a* ]]; then
     echo "du -sb cache: $(du -sb "$WORK/cache" | cut -f1)"
     echo "stop: $(stop_proxy) s after SIGTERM"
     echo "access log codes:"; access_codes
-    echo "cachalot cache stats:"; "$CACHALOT" cache --config "$conf" stats 2>&1 | tail -5
+    echo "cachalot cache stats:"; "$CACHALOT" cache --config "$conf" stats 2>&1 | sed "s/^/    /"
 fi
 
 if [[ $PARTS == *b* ]]; then

@@ -92,7 +92,7 @@ metric '^cachalot_cache_(bytes|entries|evictions_total|capacity_bytes)\{tier="di
 echo "object files: $(find "$WORK/cache/objects" -type f | wc -l)"
 echo "stop: $(stop_proxy) s after SIGTERM"
 report "stopped"
-echo "cachalot cache stats: $("$CACHALOT" cache --config "$conf" stats 2>&1 | tail -1)"
+echo "cachalot cache stats:"; "$CACHALOT" cache --config "$conf" stats 2>&1 | sed "s/^/    /"
 echo "cache dir listing:"; ls -la "$WORK/cache"; du -sb "$WORK/cache"/* | sort -n | tail
 echo "access log codes:"; access_codes
 echo "== proxy log (warnings and errors)"

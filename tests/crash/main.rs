@@ -30,7 +30,13 @@ use tokio::process::{Child, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cachalot");
 const OBJECTS: u64 = 40;
-const ROUNDS: u64 = 4;
+/// Rounds of kill -9 (`CACHALOT_CRASH_ROUNDS` overrides, for a longer run).
+fn rounds() -> u64 {
+    std::env::var("CACHALOT_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4)
+}
 
 /// Object `n`'s length: from a few KiB to 3 MiB (the memory tier holds up to 256 KiB).
 fn length(n: u64) -> u64 {
@@ -160,7 +166,7 @@ async fn kill_9_during_heavy_writes_never_leaves_a_bad_body_or_an_unevictable_en
     .unwrap();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut hits_after_restart = 0;
-    for round in 0..ROUNDS {
+    for round in 0..rounds() {
         let listen = format!("127.0.0.1:{}", free_port());
         let mut child = start(&config, dir.path(), &listen).await;
         // Heavy writes: 12 clients fetching random objects without pause.

@@ -420,3 +420,21 @@ async fn a_full_disk_turns_disk_writes_off_and_everything_else_goes_on() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_cache_folder_that_cannot_be_opened_leaves_the_memory_tier_working() {
+    // A folder below a regular file can never be created.
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    std::fs::write(dir.path().join("file"), b"not a folder").unwrap();
+    let origin = origin(1000, 1000, Duration::ZERO, false).await;
+    let proxy = start_proxy_in("[cache]\ndir = \"file/cache\"\n", dir.clone()).await;
+    let url = origin.url("/mem");
+    let (status, _, body) = get_with(&proxy, &url, None).await;
+    assert_eq!(status, 200);
+    assert!(body == pattern(0, 1000));
+    stored(&proxy, &url).await;
+    let (_, headers, _) = get_with(&proxy, &url, None).await;
+    assert!(cache_status(&headers).contains("hit"), "{headers:?}");
+    assert_eq!(origin.requests(), 1);
+    assert!(!proxy.proxy.cache.store.stats().disk_writable);
+}

@@ -367,6 +367,7 @@ impl Store {
                 || self.queue.bytes.load(Ordering::Relaxed) + bytes > QUEUE_BYTES)
         {
             self.queue.dropped.fetch_add(1, Ordering::Relaxed);
+            self.discard(&write);
             return;
         }
         // Counted before it is sent: the writer subtracts once it takes it.
@@ -374,13 +375,29 @@ impl Store {
         self.queue.bytes.fetch_add(bytes, Ordering::Relaxed);
         match tx.try_send(write) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            Err(TrySendError::Full(write)) | Err(TrySendError::Disconnected(write)) => {
                 self.queue.count.fetch_sub(1, Ordering::Relaxed);
                 self.queue.bytes.fetch_sub(bytes, Ordering::Relaxed);
+                self.discard(&write);
                 // A removal that cannot be queued keeps its tombstone: the
                 // key stays invisible until new data is stored under it.
                 self.queue.dropped.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// A head that will not be written leaves its body file unnamed:
+    /// remove it now rather than at the next start.
+    fn discard(&self, write: &Write) {
+        let (Write::Put(_, _, object, _), Some(disk)) = (write, &self.disk) else {
+            return;
+        };
+        if *object == 0 {
+            return;
+        }
+        let (disk, id) = (disk.clone(), *object);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn_blocking(move || disk.objects.remove(id));
         }
     }
 
