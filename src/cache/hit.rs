@@ -134,9 +134,10 @@ impl Ctx<'_> {
             _ => None,
         };
         let disk_io = self.cache.store.disk_io();
-        let content = |start: u64, end: u64| match (&entry.body, file, &entry.object) {
+        let content = |start: u64, end: u64| match (&entry.body, &file, &entry.object) {
             (Some(bytes), ..) => full(bytes.slice(start as usize..end as usize)),
             (None, Some(file), Some(object)) => {
+                let file = file.clone();
                 let (cache, url, request) =
                     (self.cache.clone(), self.url.clone(), parts.headers.clone());
                 let head = entry.clone();

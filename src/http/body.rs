@@ -35,6 +35,59 @@ pub fn empty() -> Body {
         .boxed_unsync()
 }
 
+/// Bodies one after another, as one body.
+pub fn concat(parts: Vec<Body>) -> Body {
+    Concat {
+        parts: parts.into(),
+    }
+    .boxed_unsync()
+}
+
+struct Concat {
+    parts: std::collections::VecDeque<Body>,
+}
+
+impl http_body::Body for Concat {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            let Some(first) = self.parts.front_mut() else {
+                return Poll::Ready(None);
+            };
+            match Pin::new(first).poll_frame(cx) {
+                Poll::Ready(None) => {
+                    self.parts.pop_front();
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.iter().all(http_body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let mut hint = SizeHint::new();
+        let (mut lower, mut upper) = (0u64, Some(0u64));
+        for part in &self.parts {
+            let h = part.size_hint();
+            lower += h.lower();
+            upper = upper.zip(h.upper()).map(|(a, b)| a + b);
+        }
+        hint.set_lower(lower);
+        if let Some(upper) = upper {
+            hint.set_upper(upper);
+        }
+        hint
+    }
+}
+
 /// Boxes any body whose errors convert into [`BoxError`].
 pub fn boxed<B>(body: B) -> Body
 where

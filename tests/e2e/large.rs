@@ -137,6 +137,14 @@ async fn an_object_larger_than_the_memory_tier_is_stored_on_disk_and_served_from
         get_with(&proxy, &url, Some(&format!("bytes={start}-{end}"))).await;
     assert_eq!(status, 206, "{headers:?}");
     assert!(body == pattern(start, end + 1));
+    // Two ranges from the disk-only object: one multipart answer.
+    let (status, headers, body) = get_with(&proxy, &url, Some("bytes=0-9,5000000-5000009")).await;
+    assert_eq!(status, 206);
+    let ct = joined(&headers, "content-type").unwrap();
+    assert!(ct.starts_with("multipart/byteranges; boundary="), "{ct}");
+    let find = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    assert!(find(&pattern(0, 10)) && find(&pattern(5_000_000, 5_000_010)));
+    assert!(find(b"content-range: bytes 5000000-5000009/5242897"));
     assert_eq!(origin.requests(), 1);
     let stats = proxy.proxy.cache.store.stats();
     assert!(

@@ -22,13 +22,20 @@ pub enum RangeVerdict {
         /// Last byte offset, inclusive, always below the length.
         end: u64,
     },
-    /// A valid single range outside the representation: send 416 with
-    /// `Content-Range: bytes */len` (RFC 9110 §15.5.17).
+    /// Several byte ranges, at least two of them satisfiable: send 206 as
+    /// `multipart/byteranges` (RFC 9110 §14.6); [`multi_ranges`] lists them.
+    Multi,
+    /// A valid range set with no range inside the representation: send 416
+    /// with `Content-Range: bytes */len` (RFC 9110 §15.5.17).
     Unsatisfiable,
-    /// Several ranges, or a unit other than bytes: we do not serve those from
-    /// the cache; forward the request.
+    /// A unit other than bytes: we do not serve those from the cache;
+    /// forward the request.
     PassThrough,
 }
+
+/// More ranges than this in one request are ignored (the whole response is
+/// sent), as RFC 9110 §14.2 allows against range-request abuse.
+pub const MAX_RANGES: usize = 32;
 
 impl RangeVerdict {
     /// A short kebab-case label for logs and metrics.
@@ -36,6 +43,7 @@ impl RangeVerdict {
         match self {
             Self::Full => "full",
             Self::Single { .. } => "single",
+            Self::Multi => "multi",
             Self::Unsatisfiable => "unsatisfiable",
             Self::PassThrough => "pass-through",
         }
@@ -71,7 +79,48 @@ pub fn evaluate_range(
     let Ok(text) = range.to_str() else {
         return RangeVerdict::Full;
     };
-    parse_range(text.trim(), len)
+    parse_range(text.trim(), len).0
+}
+
+/// The satisfiable ranges, inclusive, in request order, of a request that
+/// [`evaluate_range`] found [`RangeVerdict::Multi`].
+pub fn multi_ranges(req_headers: &HeaderMap, len: u64) -> Vec<(u64, u64)> {
+    req_headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|text| parse_range(text.trim(), len).1)
+        .unwrap_or_default()
+}
+
+/// The `Content-Type` of a multi-range answer with this `boundary`.
+pub fn multipart_type(boundary: &str) -> HeaderValue {
+    ascii_value(
+        format!("multipart/byteranges; boundary={boundary}"),
+        "multipart/byteranges",
+    )
+}
+
+/// The head of one part of a `multipart/byteranges` body (RFC 9110
+/// §14.6): its boundary line (after the CRLF that ends the previous part),
+/// its `Content-Type` when the representation has one, its `Content-Range`.
+pub fn part_head(
+    boundary: &str,
+    content_type: Option<&str>,
+    start: u64,
+    end: u64,
+    len: u64,
+) -> String {
+    let mut head = format!("\r\n--{boundary}\r\n");
+    if let Some(ct) = content_type {
+        head.push_str(&format!("content-type: {ct}\r\n"));
+    }
+    head.push_str(&format!("content-range: bytes {start}-{end}/{len}\r\n\r\n"));
+    head
+}
+
+/// The line that closes a `multipart/byteranges` body.
+pub fn closing(boundary: &str) -> String {
+    format!("\r\n--{boundary}--\r\n")
 }
 
 /// The `Content-Range` value of a 206: `bytes start-end/len` (RFC 9110
@@ -130,33 +179,56 @@ enum Spec {
     Suffix(u64),
 }
 
-/// RFC 9110 §14.1: `range-unit "=" range-set`.
-fn parse_range(text: &str, len: u64) -> RangeVerdict {
+/// RFC 9110 §14.1: `range-unit "=" range-set`; for a multi-range set,
+/// its satisfiable ranges.
+fn parse_range(text: &str, len: u64) -> (RangeVerdict, Vec<(u64, u64)>) {
     let Some((unit, set)) = text.split_once('=') else {
-        return RangeVerdict::Full;
+        return (RangeVerdict::Full, Vec::new());
     };
     let unit = unit.trim();
     // RFC 9110 §14.1: range units are case-insensitive.
     if !unit.eq_ignore_ascii_case("bytes") {
         let is_token = !unit.is_empty() && unit.bytes().all(is_tchar);
-        return if is_token {
+        let verdict = if is_token {
             RangeVerdict::PassThrough
         } else {
             RangeVerdict::Full
         };
+        return (verdict, Vec::new());
     }
     let mut specs = Vec::new();
     // RFC 9110 §5.6.1: empty list members are ignored.
     for member in set.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         match parse_spec(member) {
             Some(spec) => specs.push(spec),
-            None => return RangeVerdict::Full,
+            None => return (RangeVerdict::Full, Vec::new()),
         }
     }
     match specs.as_slice() {
-        [] => RangeVerdict::Full,
-        [spec] => resolve(spec, len),
-        _ => RangeVerdict::PassThrough,
+        [] => (RangeVerdict::Full, Vec::new()),
+        [spec] => (resolve(spec, len), Vec::new()),
+        many if many.len() > MAX_RANGES => (RangeVerdict::Full, Vec::new()),
+        many => {
+            let satisfiable: Vec<(u64, u64)> = many
+                .iter()
+                .filter_map(|spec| match resolve(spec, len) {
+                    RangeVerdict::Single { start, end } => Some((start, end)),
+                    _ => None,
+                })
+                .collect();
+            match satisfiable.as_slice() {
+                [] => (RangeVerdict::Unsatisfiable, satisfiable),
+                // One range left: a plain 206 (RFC 9110 §14.6 allows it).
+                [(start, end)] => (
+                    RangeVerdict::Single {
+                        start: *start,
+                        end: *end,
+                    },
+                    Vec::new(),
+                ),
+                _ => (RangeVerdict::Multi, satisfiable),
+            }
+        }
     }
 }
 

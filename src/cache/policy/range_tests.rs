@@ -90,12 +90,31 @@ fn rfc9110_14_2_invalid_is_ignored() {
     );
 }
 
-// RFC 9110 §14.2: several ranges or another unit are passed through.
+// RFC 9110 §14.2, §14.6: several ranges are a multipart answer; another
+// unit is passed through.
 #[test]
-fn rfc9110_14_2_multiple_ranges_and_other_units_pass_through() {
-    assert_eq!(range("bytes=0-1,5-6", 10), RangeVerdict::PassThrough);
-    assert_eq!(range("bytes=0-1, -2", 10), RangeVerdict::PassThrough);
+fn rfc9110_14_6_multiple_ranges_and_other_units() {
+    assert_eq!(range("bytes=0-1,5-6", 10), RangeVerdict::Multi);
+    assert_eq!(range("bytes=0-1, -2", 10), RangeVerdict::Multi);
     assert_eq!(range("items=0-1", 10), RangeVerdict::PassThrough);
+    let h = map(&[(header::RANGE, "bytes=0-1, 20-30, -2")]);
+    assert_eq!(
+        multi_ranges(&h, 10),
+        [(0, 1), (8, 9)],
+        "unsatisfiable ones dropped"
+    );
+    // One satisfiable range left: a plain 206; none: 416.
+    assert_eq!(
+        range("bytes=0-1,20-30", 10),
+        RangeVerdict::Single { start: 0, end: 1 }
+    );
+    assert_eq!(range("bytes=20-30,40-", 10), RangeVerdict::Unsatisfiable);
+    let many: Vec<String> = (0..=MAX_RANGES).map(|i| format!("{i}-{i}")).collect();
+    assert_eq!(
+        range(&format!("bytes={}", many.join(",")), 100),
+        RangeVerdict::Full,
+        "too many ranges are ignored"
+    );
 }
 
 // RFC 9110 §14.2: Range only applies to GET; no Range means Full.

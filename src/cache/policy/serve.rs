@@ -1,19 +1,21 @@
 //! Building a client's answer from a stored entry: 304 for a matching
-//! conditional, 206/416 for a single byte range, else the whole response;
+//! conditional, 206/416 for byte ranges (several: multipart/byteranges),
+//! else the whole response;
 //! always with a recomputed Age. Pure.
 
 use std::time::Duration;
 
-use http::header::{CONTENT_LENGTH, CONTENT_RANGE};
+use http::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 
 use crate::cache::policy::age_header_value;
 use crate::cache::policy::range::{
-    content_range_value, evaluate_range, unsatisfied_range_value, RangeVerdict,
+    closing, content_range_value, evaluate_range, multi_ranges, multipart_type, part_head,
+    unsatisfied_range_value, RangeVerdict,
 };
 use crate::cache::policy::validation::{client_conditional, last_modified_stand_in, Conditional};
 use crate::cache::store::record::Entry;
-use crate::http::body::{empty, Body};
+use crate::http::body::{concat, empty, full, Body};
 
 /// The answer built from a stored entry.
 pub enum Served {
@@ -39,7 +41,7 @@ pub fn from_entry(
     method: &Method,
     request: &HeaderMap,
     age: Duration,
-    content: impl FnOnce(u64, u64) -> Body,
+    mut content: impl FnMut(u64, u64) -> Body,
 ) -> Served {
     let len = entry.length;
     let stand_in = last_modified_stand_in(&entry.headers, entry.times.response_time);
@@ -64,6 +66,47 @@ pub fn from_entry(
                 StatusCode::PARTIAL_CONTENT,
                 (start, end.saturating_add(1).min(len)),
             )
+        }
+        RangeVerdict::Multi if entry.status == StatusCode::OK => {
+            let ranges = multi_ranges(request, len);
+            let stamp = entry
+                .times
+                .response_time
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let boundary = format!("cachalot-{:016x}", stamp ^ len.rotate_left(32));
+            let content_type = entry
+                .headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            headers.insert(CONTENT_TYPE, multipart_type(&boundary));
+            headers.remove(CONTENT_RANGE);
+            let mut parts = Vec::new();
+            let mut length = 0u64;
+            for (start, end) in &ranges {
+                let head = part_head(&boundary, content_type.as_deref(), *start, *end, len);
+                length += head.len() as u64 + (end - start + 1);
+                parts.push((head, *start, end + 1));
+            }
+            let close = closing(&boundary);
+            length += close.len() as u64;
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+            let body = if method == Method::HEAD {
+                empty()
+            } else {
+                let mut pieces = Vec::with_capacity(parts.len() * 2 + 1);
+                for (head, start, end) in parts {
+                    pieces.push(full(head));
+                    pieces.push(content(start, end));
+                }
+                pieces.push(full(close));
+                concat(pieces)
+            };
+            return Served::Response {
+                response: build(StatusCode::PARTIAL_CONTENT, headers, age, body),
+                not_modified: false,
+            };
         }
         RangeVerdict::Unsatisfiable if entry.status == StatusCode::OK => {
             headers.insert(CONTENT_RANGE, unsatisfied_range_value(len));

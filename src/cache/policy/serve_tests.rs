@@ -43,7 +43,7 @@ fn entry(headers: &[(&str, &str)]) -> Entry {
 }
 
 /// The body maker a caller passes: slices of the entry's in-memory body.
-fn content(entry: &Entry) -> impl FnOnce(u64, u64) -> Body + '_ {
+fn content(entry: &Entry) -> impl FnMut(u64, u64) -> Body + '_ {
     |start, end| {
         let body = entry.body.clone().unwrap_or_default();
         crate::http::body::full(body.slice(start as usize..end as usize))
@@ -185,4 +185,54 @@ fn rfc9110_13_1_conditionals_on_a_fresh_entry() {
     assert!(response.headers().get(header::CONTENT_LENGTH).is_none());
     assert_eq!(response.headers().get(header::ETAG).unwrap(), "\"v1\"");
     assert_eq!(response.headers().get(header::AGE).unwrap(), "5");
+}
+
+// RFC 9110 §14.6: several ranges are answered as multipart/byteranges, each
+// part with the representation's Content-Type and its Content-Range, and a
+// Content-Length that counts the whole multipart body.
+#[tokio::test]
+async fn rfc9110_14_6_several_ranges_are_a_multipart_answer() {
+    use http_body_util::BodyExt;
+    let stored = entry(&[
+        ("cache-control", "max-age=3600"),
+        ("content-type", "text/plain"),
+    ]);
+    let Served::Response { response, .. } = from_entry(
+        &stored,
+        &Method::GET,
+        &map(&[("range", "bytes=0-1, 7-")]),
+        Duration::from_secs(5),
+        content(&stored),
+    ) else {
+        panic!("passed through");
+    };
+    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+    let ct = response.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let boundary = ct
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap()
+        .to_owned();
+    let length: usize = response.headers()[header::CONTENT_LENGTH]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        body.len(),
+        length,
+        "Content-Length counts the multipart body"
+    );
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "\r\n--{boundary}\r\ncontent-type: text/plain\r\ncontent-range: bytes 0-1/11\r\n\r\nst\
+             \r\n--{boundary}\r\ncontent-type: text/plain\r\ncontent-range: bytes 7-10/11\r\n\r\nbody\
+             \r\n--{boundary}--\r\n"
+        )
+    );
 }
