@@ -30,7 +30,8 @@ impl Ctx<'_> {
     pub(super) fn hit_outcome(found: &Found) -> Outcome {
         if found.entry.status.as_u16() >= 400 {
             Outcome::NegativeHit
-        } else if found.tier == Tier::Memory {
+        } else if found.tier == Tier::Memory && found.entry.body.is_some() {
+            // A head in memory whose body streams from its file is a disk hit.
             Outcome::MemHit
         } else {
             Outcome::DiskHit

@@ -19,7 +19,7 @@ use crate::cache::policy::range::{self, RangeVerdict};
 use crate::cache::policy::{self, NotStorable, StoredTimes, Verdict};
 use crate::cache::store::object::CHUNK;
 use crate::cache::store::record::Entry;
-use crate::cache::store::{Found, Lookup};
+use crate::cache::store::{Found, Lookup, NoObject};
 use crate::cache::{policy::key, policy::vary, Ctx, CACHE_STATUS};
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
@@ -338,10 +338,16 @@ impl Ctx<'_> {
             .clone()
             .try_acquire_many_owned(u32::try_from(need.div_ceil(1024)).unwrap_or(u32::MAX))
             .map_err(|_| NotStorable::FillBudget)?;
-        let object = store.new_object(length);
-        if object.is_none() && length.is_some_and(|n| n > memory_limit) {
-            return Err(NotStorable::DiskOff);
-        }
+        let object = match store.new_object(length) {
+            Ok(object) => Some(object),
+            Err(why) if length.is_some_and(|n| n > memory_limit) => {
+                return Err(match why {
+                    NoObject::Off => NotStorable::DiskOff,
+                    NoObject::Full => NotStorable::DiskSpace,
+                })
+            }
+            Err(_) => None,
+        };
         Ok(Plan {
             object,
             memory_limit,

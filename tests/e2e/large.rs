@@ -146,6 +146,13 @@ async fn an_object_larger_than_the_memory_tier_is_stored_on_disk_and_served_from
     assert!(find(&pattern(0, 10)) && find(&pattern(5_000_000, 5_000_010)));
     assert!(find(b"content-range: bytes 5000000-5000009/5242897"));
     assert_eq!(origin.requests(), 1);
+    // Its head is in memory, its body came from the file: disk hits.
+    let metrics = proxy.proxy.metrics.clone();
+    wait_until("three disk hits logged", move || {
+        cachalot::metrics::encode::render(&metrics, None, Default::default())
+            .contains("cachalot_requests_total{code=\"TCP_HIT\"} 3")
+    })
+    .await;
     let stats = proxy.proxy.cache.store.stats();
     assert!(
         stats.memory_bytes < 64 * 1024,

@@ -162,7 +162,7 @@ async fn a_body_larger_than_memory_goes_to_disk_and_a_late_reader_reads_it_there
     let len = CHUNK as usize * 3 + 5;
     let whole = pattern(len);
     let mut p = plan(1024, 1 << 30);
-    p.object = store.new_object(Some(len as u64));
+    p.object = store.new_object(Some(len as u64)).ok();
     let fill = Fill::new(Some(len as u64), &p);
     let (tx, body) = channel();
     let first = fill.reader().unwrap();
@@ -202,7 +202,7 @@ async fn a_disk_fill_holds_at_most_about_a_chunk_in_memory_and_runs_on_without_r
     let store = store(&dir);
     let len = CHUNK as usize * 8;
     let mut p = plan(1024, 1 << 30);
-    p.object = store.new_object(Some(len as u64));
+    p.object = store.new_object(Some(len as u64)).ok();
     let fill = Fill::new(Some(len as u64), &p);
     let (tx, body) = channel();
     drop(fill.reader().unwrap());

@@ -59,11 +59,14 @@ pub enum NotStorable {
     /// Too large for the memory tier, and the disk tier takes no writes now
     /// (a full or failing disk), or its write failed during the transfer.
     DiskOff,
+    /// Too large for the memory tier, and the downloads being stored already
+    /// hold all of `cache.disk_size`.
+    DiskSpace,
 }
 
 impl NotStorable {
     /// Every reason, in a fixed order (the metrics' slots).
-    pub const ALL: [NotStorable; 17] = [
+    pub const ALL: [NotStorable; 18] = [
         Self::Method,
         Self::Status,
         Self::RequestNoStore,
@@ -81,6 +84,7 @@ impl NotStorable {
         Self::NoKey,
         Self::FillBudget,
         Self::DiskOff,
+        Self::DiskSpace,
     ];
 
     /// A short kebab-case label for logs, `Cache-Status` and metrics.
@@ -103,6 +107,7 @@ impl NotStorable {
             Self::NoKey => "no-key",
             Self::FillBudget => "fill-budget",
             Self::DiskOff => "disk-off",
+            Self::DiskSpace => "disk-space",
         }
     }
 

@@ -111,8 +111,9 @@ impl DiskTier {
         for item in lru.iter() {
             let (k, v) = item?;
             seq = seq.max(be_u64(&k));
-            bytes = bytes.saturating_add(slot(&v).size);
-            entries += 1;
+            let slot = slot(&v);
+            bytes = bytes.saturating_add(slot.size);
+            entries += u64::from(is_response(slot.key));
         }
         Ok(DiskTier {
             db,
@@ -224,9 +225,10 @@ impl DiskTier {
                     self.objects.remove(old.object)?;
                 }
             }
-            None => {
+            None if is_response(key.as_bytes()) => {
                 self.entries.fetch_add(1, Ordering::Relaxed);
             }
+            None => {}
         }
         self.bytes.fetch_add(size, Ordering::Relaxed);
         self.make_room()
@@ -272,8 +274,10 @@ impl DiskTier {
                 self.objects.remove(victim.object)?;
             }
             self.sub_bytes(victim.size);
-            self.evictions.fetch_add(1, Ordering::Relaxed);
-            self.forget_one();
+            if is_response(victim.key) {
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+                self.forget_one();
+            }
         }
         Ok(())
     }
@@ -300,7 +304,9 @@ impl DiskTier {
         if let Some(old) = old {
             let old = slot(&old);
             self.sub_bytes(old.size);
-            self.forget_one();
+            if is_response(key.as_bytes()) {
+                self.forget_one();
+            }
             if old.object != 0 {
                 self.objects.remove(old.object)?;
             }
@@ -334,7 +340,8 @@ impl DiskTier {
         Ok(())
     }
 
-    /// Records held (a counter: no table scan, cheap on any thread).
+    /// Responses held (URL indexes are not counted; a counter: no table
+    /// scan, cheap on any thread).
     pub fn len(&self) -> usize {
         self.entries.load(Ordering::Relaxed) as usize
     }
@@ -415,6 +422,11 @@ impl DiskTier {
     }
 }
 
+/// Keys of responses start with `E` (URL indexes with `I`, see `store`).
+fn is_response(key: &[u8]) -> bool {
+    key.first() == Some(&b'E')
+}
+
 fn be_u64(bytes: &[u8]) -> u64 {
     let mut a = [0u8; 8];
     if let Some(head) = bytes.get(..8) {
@@ -441,31 +453,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let disk = DiskTier::open(dir.path(), 1 << 20).unwrap();
-            disk.put("a", &index(1, 10), 0, 0).unwrap();
+            disk.put("Ea", &index(1, 10), 0, 0).unwrap();
             disk.flush().unwrap();
         }
         let disk = DiskTier::open(dir.path(), 1 << 20).unwrap();
-        assert!(matches!(disk.get("a").unwrap(), Some(Record::Index(i)) if i.generation == 1));
+        assert!(matches!(disk.get("Ea").unwrap(), Some(Record::Index(i)) if i.generation == 1));
         assert!(disk.bytes() > 0);
     }
 
     #[test]
     fn least_recently_used_is_evicted_first() {
         let dir = tempfile::tempdir().unwrap();
-        let one = index(1, 400).len() as u64 + 1;
+        let one = index(1, 400).len() as u64 + 2;
         let disk = DiskTier::open(dir.path(), one * 3).unwrap();
-        disk.put("a", &index(1, 400), 0, 0).unwrap();
-        disk.put("b", &index(2, 400), 0, 0).unwrap();
-        disk.put("c", &index(3, 400), 0, 0).unwrap();
-        disk.touch("a").unwrap();
-        disk.put("d", &index(4, 400), 0, 0).unwrap();
-        assert!(disk.get("a").unwrap().is_some());
+        disk.put("Ea", &index(1, 400), 0, 0).unwrap();
+        disk.put("Eb", &index(2, 400), 0, 0).unwrap();
+        disk.put("Ec", &index(3, 400), 0, 0).unwrap();
+        disk.touch("Ea").unwrap();
+        disk.put("Ed", &index(4, 400), 0, 0).unwrap();
+        assert!(disk.get("Ea").unwrap().is_some());
         assert!(
-            disk.get("b").unwrap().is_none(),
+            disk.get("Eb").unwrap().is_none(),
             "b was least recently used"
         );
-        assert!(disk.get("c").unwrap().is_some());
-        assert!(disk.get("d").unwrap().is_some());
+        assert!(disk.get("Ec").unwrap().is_some());
+        assert!(disk.get("Ed").unwrap().is_some());
         assert!(disk.bytes() <= one * 3);
         assert_eq!(disk.evictions(), 1);
     }
@@ -473,17 +485,17 @@ mod tests {
     #[test]
     fn the_record_count_follows_puts_removals_evictions_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let one = index(1, 400).len() as u64 + 1;
+        let one = index(1, 400).len() as u64 + 2;
         {
             let disk = DiskTier::open(dir.path(), one * 3).unwrap();
-            disk.put("a", &index(1, 400), 0, 0).unwrap();
-            disk.put("a", &index(2, 400), 0, 0).unwrap();
-            disk.put("b", &index(3, 400), 0, 0).unwrap();
+            disk.put("Ea", &index(1, 400), 0, 0).unwrap();
+            disk.put("Ea", &index(2, 400), 0, 0).unwrap();
+            disk.put("Eb", &index(3, 400), 0, 0).unwrap();
             assert_eq!(disk.len(), 2, "a replaced record is one record");
-            disk.remove("b").unwrap();
-            disk.remove("b").unwrap();
+            disk.remove("Eb").unwrap();
+            disk.remove("Eb").unwrap();
             assert_eq!(disk.len(), 1);
-            for key in ["c", "d", "e", "f"] {
+            for key in ["Ec", "Ed", "Ee", "Ef"] {
                 disk.put(key, &index(4, 400), 0, 0).unwrap();
             }
             assert_eq!(disk.len(), 3, "evictions count down");
@@ -499,11 +511,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let disk = DiskTier::open(dir.path(), 1 << 20).unwrap();
         let mut raw = index(7, 10);
-        disk.put("k", &raw, 0, 0).unwrap();
+        disk.put("Ek", &raw, 0, 0).unwrap();
         raw[12] ^= 1;
-        disk.raw_put("k", &raw).unwrap();
-        assert!(disk.get("k").unwrap().is_none());
+        disk.raw_put("Ek", &raw).unwrap();
+        assert!(disk.get("Ek").unwrap().is_none());
         assert_eq!(disk.corrupt(), 1);
-        assert!(disk.raw_get("k").unwrap().is_none(), "dropped from disk");
+        assert!(disk.raw_get("Ek").unwrap().is_none(), "dropped from disk");
     }
 }

@@ -26,8 +26,11 @@ struct Held {
 }
 
 impl Held {
+    /// Counts a response (URL indexes count in bytes only).
     fn add(&self, sign: i64, record: &Record) {
-        self.entries.fetch_add(sign, Ordering::Relaxed);
+        if matches!(record, Record::Entry(_)) {
+            self.entries.fetch_add(sign, Ordering::Relaxed);
+        }
         self.bytes
             .fetch_add(sign * i64::from(record.weight()), Ordering::Relaxed);
     }
@@ -46,7 +49,7 @@ impl MemoryTier {
             // Every removal, a replaced or refused insert included.
             .eviction_listener(move |_key, value: Record, cause| {
                 removed.add(-1, &value);
-                if cause == RemovalCause::Size {
+                if cause == RemovalCause::Size && matches!(value, Record::Entry(_)) {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -71,7 +74,7 @@ impl MemoryTier {
         self.cache.invalidate(key);
     }
 
-    /// Number of records held.
+    /// Number of responses held.
     pub fn entry_count(&self) -> u64 {
         self.held.entries.load(Ordering::Relaxed).max(0) as u64
     }
@@ -92,11 +95,32 @@ mod tests {
     use super::*;
     use crate::cache::store::record::VaryIndex;
 
+    /// A stored response with an `n`-byte body.
     fn index(n: usize) -> Record {
-        Record::Index(Arc::new(VaryIndex {
-            names: vec!["x".repeat(n)],
-            generation: 0,
-        }))
+        let times = crate::cache::policy::StoredTimes {
+            request_time: std::time::SystemTime::now(),
+            response_time: std::time::SystemTime::now(),
+        };
+        Record::Entry(Arc::new(crate::cache::store::record::Entry::in_memory(
+            http::StatusCode::OK,
+            http::HeaderMap::new(),
+            times,
+            bytes::Bytes::from(vec![b'x'; n]),
+        )))
+    }
+
+    #[test]
+    fn url_indexes_count_in_bytes_not_in_responses() {
+        let tier = MemoryTier::new(10_000);
+        tier.insert(
+            "I".into(),
+            Record::Index(Arc::new(VaryIndex {
+                names: vec![],
+                generation: 0,
+            })),
+        );
+        assert_eq!(tier.entry_count(), 0);
+        assert!(tier.weighted_size() > 0);
     }
 
     #[test]

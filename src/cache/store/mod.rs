@@ -165,6 +165,15 @@ pub struct StoreStats {
     pub disk_writable: bool,
 }
 
+/// Why a download gets no object file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoObject {
+    /// The disk tier takes no writes now (a failure, or it could not be opened).
+    Off,
+    /// The downloads being stored already hold all of `cache.disk_size`.
+    Full,
+}
+
 /// The store's sizes and deadlines (from `[cache]` and `[timeouts]`).
 #[derive(Debug, Clone, Copy)]
 pub struct StoreConfig {
@@ -412,11 +421,11 @@ impl Store {
     }
 
     /// A new object file for a body about to download (`expected` bytes,
-    /// when known), or None when the disk tier takes no writes now.
-    pub fn new_object(&self, expected: Option<u64>) -> Option<NewObject> {
-        let disk = self.disk.as_ref()?;
+    /// when known), or why there is none.
+    pub fn new_object(&self, expected: Option<u64>) -> Result<NewObject, NoObject> {
+        let disk = self.disk.as_ref().ok_or(NoObject::Off)?;
         if !self.health.writable() {
-            return None;
+            return Err(NoObject::Off);
         }
         let id = self.next_object.fetch_add(1, Ordering::Relaxed);
         let object = NewObject::new(
@@ -425,11 +434,12 @@ impl Store {
             self.health.clone(),
             expected,
             self.config.disk_io,
-        )?;
+        )
+        .ok_or(NoObject::Full)?;
         if expected.is_some_and(|n| n > 0) {
             self.queue(Write::MakeRoom);
         }
-        Some(object)
+        Ok(object)
     }
 
     /// Whether the disk tier takes writes now.
@@ -539,27 +549,33 @@ impl Store {
         mut entry: Entry,
     ) {
         let ikey = index_key(url);
-        let (generation, names) = match self.memory.get(&ikey) {
-            Some(Record::Index(index)) if index.names == vary_names => {
-                (index.generation, vary_names)
-            }
+        let (index, fresh) = match self.memory.get(&ikey) {
+            Some(Record::Index(index)) if index.names == vary_names => (index, false),
             _ => {
-                let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-                let record = Record::Index(Arc::new(VaryIndex {
-                    names: vary_names.clone(),
-                    generation,
-                }));
+                let index = Arc::new(VaryIndex {
+                    names: vary_names,
+                    generation: self.generation.fetch_add(1, Ordering::Relaxed),
+                });
                 self.removed.lift(&ikey);
-                self.memory.insert(ikey.clone(), record.clone());
-                let hash = self.hasher.hash_one(&ikey);
-                match self.on_disk.write() {
-                    Ok(mut set) => set.insert(hash),
-                    Err(p) => p.into_inner().insert(hash),
-                };
-                self.queue(Write::Put(ikey, encode(&record), 0, 0));
-                (generation, vary_names)
+                self.memory
+                    .insert(ikey.clone(), Record::Index(index.clone()));
+                (index, true)
             }
         };
+        // The URL's index goes to disk with the first of its entries that
+        // does (an entry kept in memory only leaves nothing on disk).
+        if entry.object.is_some() {
+            let hash = self.hasher.hash_one(&ikey);
+            let known = match self.on_disk.write() {
+                Ok(mut set) => !set.insert(hash),
+                Err(p) => !p.into_inner().insert(hash),
+            };
+            if fresh || !known {
+                let raw = encode(&Record::Index(index.clone()));
+                self.queue(Write::Put(ikey, raw, 0, 0));
+            }
+        }
+        let (generation, names) = (index.generation, &index.names);
         entry.generation = generation;
         if entry.length > self.config.memory_object_size {
             entry.body = None;
@@ -567,7 +583,7 @@ impl Store {
         if entry.body.is_none() && entry.object.is_none() {
             return;
         }
-        let ekey = entry_key(url, &vary::secondary_key(&names, request));
+        let ekey = entry_key(url, &vary::secondary_key(names, request));
         self.removed.lift(&ekey);
         let entry = Arc::new(entry);
         if let Some(object) = &entry.object {
