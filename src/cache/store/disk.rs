@@ -314,6 +314,28 @@ impl DiskTier {
         Ok(())
     }
 
+    /// Removes a URL's index and every stored variant of it (with their
+    /// object files): `index_key` is `I<url>`, the variants `E<url>\n…`.
+    /// Returns the number of variants removed.
+    pub fn remove_url(&self, index_key: &str) -> Result<usize, DiskError> {
+        self.remove(index_key)?;
+        let Some(url) = index_key.strip_prefix('I') else {
+            return Ok(0);
+        };
+        let prefix = format!("E{url}\n");
+        let variants: Vec<String> = self
+            .atime
+            .scan_prefix(prefix.as_bytes())
+            .keys()
+            .filter_map(|k| k.ok())
+            .map(|k| String::from_utf8_lossy(&k).into_owned())
+            .collect();
+        for key in &variants {
+            self.remove(key)?;
+        }
+        Ok(variants.len())
+    }
+
     /// One record fewer (saturating: never below zero).
     fn forget_one(&self) {
         let _ = self

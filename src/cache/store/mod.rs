@@ -311,6 +311,10 @@ impl Store {
                                 disk.put(key, raw, *object, *length)
                             }
                             Write::Touch(key) => disk.touch(key),
+                            // A URL's removal frees its variants' files too.
+                            Write::Remove(key, seq) if key.starts_with('I') => {
+                                disk.remove_url(key).map(|_| removed.lift_if(key, *seq))
+                            }
                             Write::Remove(key, seq) => {
                                 disk.remove(key).map(|()| removed.lift_if(key, *seq))
                             }
@@ -593,7 +597,8 @@ impl Store {
         self.memory.insert(ekey, Record::Entry(entry));
     }
 
-    /// Makes every stored variant of `url` unreachable (RFC 9111 §4.4).
+    /// Makes every stored variant of `url` unreachable (RFC 9111 §4.4); on
+    /// disk they are removed, their files with them.
     pub fn invalidate(&self, url: &str) {
         let key = index_key(url);
         let seq = self.removed.bury(&key);
@@ -764,6 +769,37 @@ mod tests {
             store.lookup("http://a/", &HeaderMap::new()).await,
             Lookup::Miss
         ));
+    }
+
+    #[test]
+    fn removing_a_url_on_disk_removes_its_variants_and_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskTier::open(dir.path(), 1 << 30).unwrap();
+        let index = encode(&Record::Index(Arc::new(VaryIndex {
+            names: vec!["accept".into()],
+            generation: 1,
+        })));
+        disk.put("Ihttp://a/", &index, 0, 0).unwrap();
+        for (i, variant) in ["text", "json"].iter().enumerate() {
+            let id = 0x100 + i as u64;
+            let mut writer = object::ObjectWriter::new(disk.objects.create(id).unwrap(), id);
+            writer
+                .append(&[bytes::Bytes::from_static(b"body")])
+                .unwrap();
+            let mut entry = entry_x();
+            entry.length = 4;
+            entry.object = Some(Arc::new(writer.chunks()));
+            let raw = encode(&Record::Entry(Arc::new(entry)));
+            disk.put(&format!("Ehttp://a/\n{variant}"), &raw, id, 4)
+                .unwrap();
+        }
+        disk.put("Ehttp://ab/\n", &index, 0, 0).unwrap();
+        assert_eq!(disk.remove_url("Ihttp://a/").unwrap(), 2);
+        assert!(
+            disk.objects.list().is_empty(),
+            "the variants' files are gone"
+        );
+        assert_eq!(disk.len(), 1, "another URL sharing the prefix stays");
     }
 
     #[tokio::test]
