@@ -66,7 +66,7 @@ pub(super) fn upstream_copy(parts: &request::Parts, method: Method) -> request::
 
 /// A copy of a request head for the origin that keeps the client's Range
 /// (and If-Range), without its other conditionals.
-fn upstream_copy_with_range(parts: &request::Parts) -> request::Parts {
+pub(super) fn upstream_copy_with_range(parts: &request::Parts) -> request::Parts {
     let mut copy = upstream_copy(parts, parts.method.clone());
     for name in [RANGE, IF_RANGE] {
         for value in parts.headers.get_all(&name) {
@@ -153,12 +153,14 @@ impl Ctx<'_> {
         // A Range miss fetches the whole object (when `cache.range_fill`),
         // answering the range as its bytes arrive; otherwise, and for
         // header-only requests, the request is passed through as is.
-        if parts.headers.contains_key(RANGE)
-            && (!self.shared.config.cache.range_fill || parts.method != Method::GET)
-        {
+        if parts.headers.contains_key(RANGE) && parts.method != Method::GET {
             return self
                 .respond(parts, outcome, NotStorable::Range, empty(), exchange)
                 .await;
+        }
+        if parts.headers.contains_key(RANGE) && !self.shared.config.cache.range_fill {
+            // Ranges as asked, their 206s kept as partial objects.
+            return self.partial(parts, outcome, exchange).await;
         }
         if parts.method == Method::HEAD {
             return self
@@ -324,7 +326,7 @@ impl Ctx<'_> {
     /// `cache.fill_budget` (the body itself when it is small enough for
     /// memory, two chunks when it goes to disk) and, unless it is that
     /// small, an object file on the disk tier.
-    fn plan(&self, length: Option<u64>) -> Result<Plan, NotStorable> {
+    pub(super) fn plan(&self, length: Option<u64>) -> Result<Plan, NotStorable> {
         let store = &self.cache.store;
         let memory_limit = store.memory_object_size();
         let need = match length {
@@ -524,6 +526,7 @@ impl Ctx<'_> {
                         length,
                         body,
                         object: Some(Arc::new(object)),
+                        part: None,
                     };
                     store.store.insert(&url, names, &request_headers, entry);
                 }
@@ -604,6 +607,7 @@ impl Ctx<'_> {
                 length: entry.length,
                 body: entry.body.clone(),
                 object: entry.object.clone(),
+                part: entry.part,
             };
             if let Some(names) = vary::vary_names(&fresh.headers) {
                 self.cache

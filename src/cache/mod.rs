@@ -20,6 +20,7 @@ pub mod flight;
 mod hit;
 mod miss;
 pub mod outcome;
+mod partial;
 pub mod policy;
 pub mod store;
 

@@ -86,9 +86,14 @@ fn purge(disk: &DiskTier, raw: &str) -> Result<(), String> {
 fn stats(disk: &DiskTier, dir: &Path) -> Result<(), String> {
     let (mut entries, mut indexes, mut bad, mut body_bytes, mut largest) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut pieces, mut piece_bytes) = (0u64, 0u64);
     for key in disk.keys().collect::<Vec<_>>() {
         if let Some(raw) = disk.raw_get(&key).map_err(|e| e.to_string())? {
             match decode(&raw) {
+                Ok(Record::Entry(e)) if e.part.is_some() => {
+                    pieces += 1;
+                    piece_bytes += e.length;
+                }
                 Ok(Record::Entry(e)) => {
                     entries += 1;
                     body_bytes += e.length;
@@ -103,7 +108,7 @@ fn stats(disk: &DiskTier, dir: &Path) -> Result<(), String> {
     let file_space: u64 = files.iter().map(|(_, size)| size).sum();
     let used = space_used(dir);
     println!("objects:       {entries} responses under {indexes} URLs");
-    println!("partial:       0 (a Range miss stores the whole object)");
+    println!("partial:       {pieces} pieces of partial objects, {piece_bytes} bytes");
     println!("body bytes:    {body_bytes} (largest {largest})");
     println!(
         "accounted:     {} of {} bytes (cache.disk_size)",

@@ -453,3 +453,140 @@ async fn a_cache_folder_that_cannot_be_opened_leaves_the_memory_tier_working() {
     assert_eq!(origin.requests(), 1);
     assert!(!proxy.proxy.cache.store.stats().disk_writable);
 }
+
+/// An origin that honours single ranges of a `total`-byte pattern object
+/// (ETag "v1"; an If-Range naming another tag gets the whole object).
+async fn ranged_origin(total: u64) -> Scripted {
+    Scripted::start(move |parts, _| {
+        let asked = parts
+            .headers
+            .get(RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes="))
+            .and_then(|v| v.split_once('-'))
+            .and_then(|(a, b)| {
+                let a: u64 = a.parse().ok()?;
+                let b: u64 = if b.is_empty() {
+                    total - 1
+                } else {
+                    b.parse().ok()?
+                };
+                Some((a, b.min(total - 1)))
+            });
+        let if_range_ok = parts.headers.get("if-range").is_none_or(|v| v == "\"v1\"");
+        let (status, start, end) = match asked {
+            Some((a, b)) if if_range_ok && a <= b => (206, a, b + 1),
+            _ => (200, 0, total),
+        };
+        let mut response = http::Response::new(crate::support::full(pattern(start, end)));
+        *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+        let h = response.headers_mut();
+        h.insert(
+            "cache-control",
+            http::HeaderValue::from_static("max-age=3600"),
+        );
+        h.insert("etag", http::HeaderValue::from_static("\"v1\""));
+        if status == 206 {
+            h.insert(
+                "content-range",
+                http::HeaderValue::from_str(&format!("bytes {start}-{}/{total}", end - 1)).unwrap(),
+            );
+        }
+        response
+    })
+    .await
+}
+
+/// Waits until `n` pieces of `url`'s partial object are stored.
+async fn pieces_stored(proxy: &RunningProxy, url: &str, n: usize) {
+    let key = cachalot::cache::policy::key::cache_key(&url.parse().unwrap()).unwrap();
+    for _ in 0..500 {
+        if proxy.proxy.cache.store.pieces(&key).await.len() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{n} pieces of {url} never stored");
+}
+
+#[tokio::test]
+async fn with_range_fill_off_a_206_is_stored_and_a_range_inside_it_is_a_hit() {
+    let origin = ranged_origin(10_000).await;
+    let proxy = start_proxy("[cache]\nrange_fill = false\n").await;
+    let url = origin.url("/parts.bin");
+    let (status, headers, body) = get_with(&proxy, &url, Some("bytes=0-999")).await;
+    assert_eq!(status, 206, "{headers:?}");
+    assert!(body == pattern(0, 1000));
+    pieces_stored(&proxy, &url, 1).await;
+    let (status, headers, body) = get_with(&proxy, &url, Some("bytes=100-199")).await;
+    assert_eq!(status, 206);
+    assert!(cache_status(&headers).contains("hit"), "{headers:?}");
+    assert_eq!(
+        joined(&headers, "content-range").as_deref(),
+        Some("bytes 100-199/10000")
+    );
+    assert!(body == pattern(100, 200));
+    assert_eq!(origin.requests(), 1);
+}
+
+#[tokio::test]
+async fn a_range_running_past_a_piece_asks_the_origin_for_the_rest_only_and_combines() {
+    let origin = ranged_origin(10_000).await;
+    let proxy = start_proxy("[cache]\nrange_fill = false\n").await;
+    let url = origin.url("/parts.bin");
+    get_with(&proxy, &url, Some("bytes=0-999")).await;
+    pieces_stored(&proxy, &url, 1).await;
+    let (status, headers, body) = get_with(&proxy, &url, Some("bytes=500-1499")).await;
+    assert_eq!(status, 206, "{headers:?}");
+    assert_eq!(
+        joined(&headers, "content-range").as_deref(),
+        Some("bytes 500-1499/10000")
+    );
+    assert!(
+        body == pattern(500, 1500),
+        "stored bytes and the origin's, combined"
+    );
+    let heads = origin.heads();
+    assert_eq!(heads.len(), 2);
+    assert_eq!(
+        heads[1].get(RANGE).unwrap(),
+        "bytes=1000-1499",
+        "the missing part only"
+    );
+    assert_eq!(heads[1].get("if-range").unwrap(), "\"v1\"");
+    // The rest is a piece too: the combined range is now a hit.
+    pieces_stored(&proxy, &url, 2).await;
+    let (_, headers, body) = get_with(&proxy, &url, Some("bytes=1000-1499")).await;
+    assert!(cache_status(&headers).contains("hit"), "{headers:?}");
+    assert!(body == pattern(1000, 1500));
+    assert_eq!(origin.requests(), 2);
+}
+
+#[tokio::test]
+async fn pieces_that_cover_the_object_are_joined_into_a_whole_stored_response() {
+    const TOTAL: u64 = 600_000; // more than two chunks
+    let origin = ranged_origin(TOTAL).await;
+    let proxy = start_proxy("[cache]\nrange_fill = false\n").await;
+    let url = origin.url("/whole.bin");
+    get_with(&proxy, &url, Some("bytes=0-299999")).await;
+    pieces_stored(&proxy, &url, 1).await;
+    get_with(&proxy, &url, Some("bytes=300000-")).await;
+    stored(&proxy, &url).await;
+    let (status, headers, body) = get_with(&proxy, &url, None).await;
+    assert_eq!(status, 200);
+    assert!(cache_status(&headers).contains("hit"), "{headers:?}");
+    assert!(body == pattern(0, TOTAL), "the joined object is byte-exact");
+    assert_eq!(origin.requests(), 2);
+    let key = cachalot::cache::policy::key::cache_key(&url.parse().unwrap()).unwrap();
+    wait_until_async_pieces_gone(&proxy, &key).await;
+}
+
+async fn wait_until_async_pieces_gone(proxy: &RunningProxy, key: &str) {
+    for _ in 0..500 {
+        if proxy.proxy.cache.store.pieces(key).await.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the joined pieces were never removed");
+}

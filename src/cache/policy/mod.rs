@@ -8,6 +8,7 @@ pub mod fields;
 pub mod freshness;
 pub mod invalidation;
 pub mod key;
+pub mod partial;
 pub mod range;
 pub mod serve;
 pub mod storability;

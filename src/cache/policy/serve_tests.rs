@@ -39,6 +39,7 @@ fn entry(headers: &[(&str, &str)]) -> Entry {
         length: 11,
         body: Some(Bytes::from_static(b"stored body")),
         object: None,
+        part: None,
     }
 }
 

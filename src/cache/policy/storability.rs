@@ -39,7 +39,9 @@ pub enum NotStorable {
     VaryStar,
     /// No explicit freshness and no validator: it could never be reused.
     NoFreshnessOrValidator,
-    /// A 206 partial response: we store complete responses only.
+    /// A 206 that is not kept as a piece of a partial object (see
+    /// `policy::partial`): no validator, `Vary`, overlapping a stored piece,
+    /// or with `cache.range_fill` on, where whole objects are fetched.
     Partial,
     /// The request asked for a range: passed through, we store whole
     /// responses only.

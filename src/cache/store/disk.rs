@@ -322,18 +322,41 @@ impl DiskTier {
         let Some(url) = index_key.strip_prefix('I') else {
             return Ok(0);
         };
-        let prefix = format!("E{url}\n");
-        let variants: Vec<String> = self
-            .atime
+        let mut removed = 0;
+        // Its variants, and the pieces of its partial object.
+        for prefix in [format!("E{url}\n"), format!("P{url}\n")] {
+            let keys: Vec<String> = self
+                .atime
+                .scan_prefix(prefix.as_bytes())
+                .keys()
+                .filter_map(|k| k.ok())
+                .map(|k| String::from_utf8_lossy(&k).into_owned())
+                .collect();
+            for key in &keys {
+                self.remove(key)?;
+            }
+            removed += keys.len();
+        }
+        Ok(removed)
+    }
+
+    /// The records whose keys start with `prefix` (the pieces of one
+    /// partial object); those failing their checks are dropped.
+    pub fn with_prefix(&self, prefix: &str) -> Result<Vec<(String, Record)>, DiskError> {
+        let mut found = Vec::new();
+        let keys: Vec<String> = self
+            .records
             .scan_prefix(prefix.as_bytes())
             .keys()
             .filter_map(|k| k.ok())
             .map(|k| String::from_utf8_lossy(&k).into_owned())
             .collect();
-        for key in &variants {
-            self.remove(key)?;
+        for key in keys {
+            if let Some(record) = self.get(&key)? {
+                found.push((key, record));
+            }
         }
-        Ok(variants.len())
+        Ok(found)
     }
 
     /// One record fewer (saturating: never below zero).
@@ -444,7 +467,8 @@ impl DiskTier {
     }
 }
 
-/// Keys of responses start with `E` (URL indexes with `I`, see `store`).
+/// Keys of responses start with `E`, pieces of partial objects with `P`
+/// (URL indexes with `I`, see `store`).
 fn is_response(key: &[u8]) -> bool {
     key.first() == Some(&b'E')
 }

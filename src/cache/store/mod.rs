@@ -597,6 +597,79 @@ impl Store {
         self.memory.insert(ekey, Record::Entry(entry));
     }
 
+    /// The stored pieces of `url`'s partial object (read from disk, where
+    /// alone they are kept), each with its key.
+    pub async fn pieces(&self, url: &str) -> Vec<(String, Arc<Entry>)> {
+        let Some(disk) = self.disk.clone() else {
+            return Vec::new();
+        };
+        if self.removed.contains(&index_key(url)) {
+            return Vec::new();
+        }
+        let prefix = format!("P{url}\n");
+        let found = blocking(self.config.disk_io, move || disk.with_prefix(&prefix)).await;
+        let Some(Ok(records)) = found else {
+            return Vec::new();
+        };
+        records
+            .into_iter()
+            .filter_map(|(key, record)| match record {
+                Record::Entry(entry) if entry.part.is_some() && !self.removed.contains(&key) => {
+                    Some((key, entry))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Stores a piece of `url`'s partial object (on disk only).
+    pub fn insert_piece(&self, url: &str, entry: Entry) {
+        let (Some(part), Some(object)) = (entry.part, entry.object.clone()) else {
+            return;
+        };
+        let key = format!("P{url}\n{:020}", part.start);
+        self.removed.lift(&key);
+        let raw = encode(&Record::Entry(Arc::new(entry.clone())));
+        self.queue(Write::Put(key, raw, object.id, entry.length));
+    }
+
+    /// Removes pieces (by key) of a partial object.
+    pub fn forget_pieces(&self, keys: &[String]) {
+        for key in keys {
+            let seq = self.removed.bury(key);
+            self.queue(Write::Remove(key.clone(), seq));
+        }
+    }
+
+    /// Joins the pieces of a partial object, in order, into one new object
+    /// (on the blocking pool); its chunk map, or None when a piece could
+    /// not be read or the disk takes no writes.
+    pub async fn join_pieces(
+        &self,
+        pieces: Vec<(Arc<File>, Arc<record::Chunks>, u64)>,
+    ) -> Option<record::Chunks> {
+        let disk = self.disk.clone()?;
+        if !self.health.writable() {
+            return None;
+        }
+        let id = self.next_object.fetch_add(1, Ordering::Relaxed);
+        let joined = blocking(self.config.disk_io * 4, move || {
+            let joined = object::join(&disk.objects, id, &pieces);
+            if joined.is_err() {
+                let _ = disk.objects.remove(id);
+            }
+            joined
+        })
+        .await?;
+        match joined {
+            Ok(chunks) => Some(chunks),
+            Err(e) => {
+                tracing::warn!("disk cache: joining a partial object failed: {e}");
+                None
+            }
+        }
+    }
+
     /// Makes every stored variant of `url` unreachable (RFC 9111 §4.4); on
     /// disk they are removed, their files with them.
     pub fn invalidate(&self, url: &str) {
@@ -752,6 +825,7 @@ mod tests {
             length: 1,
             body: Some(bytes::Bytes::from_static(b"x")),
             object: None,
+            part: None,
         }
     }
 

@@ -195,6 +195,31 @@ pub fn read_all(file: &File, chunks: &Chunks, length: u64) -> Result<Bytes, Chun
     Ok(all.freeze())
 }
 
+/// Writes the bodies `parts` (file, chunk map, length), one after another,
+/// as the new object `id`, re-cut into chunks of [`CHUNK`]: a partial
+/// object's pieces made whole. Every chunk read is checked.
+pub fn join(
+    objects: &Objects,
+    id: u64,
+    parts: &[(Arc<File>, Arc<Chunks>, u64)],
+) -> Result<Chunks, ChunkError> {
+    let mut writer = ObjectWriter::new(objects.create(id)?, id);
+    let mut pending = bytes::BytesMut::new();
+    for (file, chunks, length) in parts {
+        for index in 0..chunks.crcs.len() {
+            pending.extend_from_slice(&read_chunk(file, chunks, *length, index)?);
+            while pending.len() >= CHUNK as usize {
+                let chunk = pending.split_to(CHUNK as usize).freeze();
+                writer.append(&[chunk])?;
+            }
+        }
+    }
+    if !pending.is_empty() {
+        writer.append(&[pending.freeze()])?;
+    }
+    Ok(writer.chunks())
+}
+
 /// Bytes `[start, end)` of a body on disk, as a response body: chunks are
 /// read and checked on the blocking pool, [`READ_AHEAD`] ahead of the one
 /// being sent, so memory is a few chunks whatever the body's size. A chunk

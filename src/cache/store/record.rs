@@ -37,6 +37,16 @@ pub struct Entry {
     pub body: Option<Bytes>,
     /// Where the body lies on disk, once written there.
     pub object: Option<std::sync::Arc<Chunks>>,
+    /// For a piece of a partial object: where its bytes lie in the whole.
+    pub part: Option<Part>,
+}
+
+/// A piece of a partial object (from a 206): its `length` bytes are bytes
+/// `[start, start + length)` of a representation of `total` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    pub start: u64,
+    pub total: u64,
 }
 
 /// A body on disk: the object file `id`, cut in chunks of `chunk_size`
@@ -71,6 +81,7 @@ impl Entry {
             length: body.len() as u64,
             body: Some(body),
             object: None,
+            part: None,
         }
     }
 
@@ -159,6 +170,14 @@ pub fn encode(record: &Record) -> Vec<u8> {
             for crc in crcs {
                 out.put_u32(*crc);
             }
+            match e.part {
+                Some(part) => {
+                    out.put_u8(1);
+                    out.put_u64(part.start);
+                    out.put_u64(part.total);
+                }
+                None => out.put_u8(0),
+            }
         }
         Record::Index(i) => {
             out.put_u8(KIND_INDEX);
@@ -217,6 +236,17 @@ pub fn decode(raw: &[u8]) -> Result<Record, DecodeError> {
             for _ in 0..count {
                 crcs.push(r.u32()?);
             }
+            let part = match r.take(1)? {
+                [0] => None,
+                [1] => {
+                    let (start, total) = (r.u64()?, r.u64()?);
+                    if start.checked_add(length).is_none_or(|end| end > total) {
+                        return Err(DecodeError::Malformed);
+                    }
+                    Some(Part { start, total })
+                }
+                _ => return Err(DecodeError::Malformed),
+            };
             if !r.0.is_empty() {
                 return Err(DecodeError::Malformed);
             }
@@ -235,6 +265,7 @@ pub fn decode(raw: &[u8]) -> Result<Record, DecodeError> {
                     chunk_size,
                     crcs,
                 })),
+                part,
             })))
         }
         KIND_INDEX => {

@@ -24,6 +24,10 @@ fn sample() -> Record {
             chunk_size: 4,
             crcs: vec![1, 2, 3],
         })),
+        part: Some(Part {
+            start: 5,
+            total: 20,
+        }),
     }))
 }
 
