@@ -500,11 +500,15 @@ impl Ctx<'_> {
                     request_time,
                     response_time,
                 };
+                let mut generation = None;
                 let early = |body: bytes::Bytes| {
                     let entry = Entry::in_memory(status, stored_headers.clone(), times, body);
-                    store
-                        .store
-                        .insert(&url, names.clone(), &request_headers, entry);
+                    generation = Some(store.store.insert(
+                        &url,
+                        names.clone(),
+                        &request_headers,
+                        entry,
+                    ));
                     // Stored: the flight is over (a body kept on disk
                     // only keeps its flight, and its late joiners, until
                     // the fill ends).
@@ -528,7 +532,17 @@ impl Ctx<'_> {
                         object: Some(Arc::new(object)),
                         part: None,
                     };
-                    store.store.insert(&url, names, &request_headers, entry);
+                    match generation {
+                        // Kept in memory first: only if still the one stored.
+                        Some(generation) => {
+                            store
+                                .store
+                                .attach(&url, names, &request_headers, entry, generation)
+                        }
+                        None => {
+                            store.store.insert(&url, names, &request_headers, entry);
+                        }
+                    }
                 }
             });
             match answer {

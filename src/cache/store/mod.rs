@@ -545,13 +545,14 @@ impl Store {
     /// Stores a variant of `url` selected by `vary_names` from `request`:
     /// in memory (the whole body when it is small enough, else the head)
     /// and, when its body is on disk, its head on disk.
+    /// Returns the generation it was stored under.
     pub fn insert(
         &self,
         url: &str,
         vary_names: Vec<String>,
         request: &HeaderMap,
         mut entry: Entry,
-    ) {
+    ) -> u64 {
         let ikey = index_key(url);
         let (index, fresh) = match self.memory.get(&ikey) {
             Some(Record::Index(index)) if index.names == vary_names => (index, false),
@@ -585,7 +586,7 @@ impl Store {
             entry.body = None;
         }
         if entry.body.is_none() && entry.object.is_none() {
-            return;
+            return generation;
         }
         let ekey = entry_key(url, &vary::secondary_key(names, request));
         self.removed.lift(&ekey);
@@ -595,6 +596,40 @@ impl Store {
             self.queue(Write::Put(ekey.clone(), raw, object.id, entry.length));
         }
         self.memory.insert(ekey, Record::Entry(entry));
+        generation
+    }
+
+    /// Gives an entry stored in memory by [`Store::insert`] (under
+    /// `generation`) its body's object file, now written, and sends its
+    /// head to disk; unless the URL was invalidated or stored anew
+    /// meanwhile, in which case the file is removed: a late disk write
+    /// never brings back what is gone, nor replaces what is newer.
+    pub fn attach(
+        &self,
+        url: &str,
+        vary_names: Vec<String>,
+        request: &HeaderMap,
+        entry: Entry,
+        generation: u64,
+    ) {
+        let ikey = index_key(url);
+        let same_index = matches!(
+            self.memory.get(&ikey),
+            Some(Record::Index(index)) if index.generation == generation && index.names == vary_names
+        );
+        let ekey = entry_key(url, &vary::secondary_key(&vary_names, request));
+        let same_entry = match self.memory.get(&ekey) {
+            Some(Record::Entry(stored)) => {
+                stored.generation == generation && stored.times == entry.times
+            }
+            Some(Record::Index(_)) => false,
+            None => true,
+        };
+        if same_index && same_entry {
+            self.insert(url, vary_names, request, entry);
+        } else if let Some(object) = &entry.object {
+            self.discard(&Write::Put(ekey, Vec::new(), object.id, entry.length));
+        }
     }
 
     /// The stored pieces of `url`'s partial object (read from disk, where
@@ -874,6 +909,54 @@ mod tests {
             "the variants' files are gone"
         );
         assert_eq!(disk.len(), 1, "another URL sharing the prefix stays");
+    }
+
+    #[tokio::test]
+    async fn a_late_disk_write_never_brings_back_an_invalidated_or_replaced_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), config()).unwrap();
+        let with_object = |e: Entry| Entry {
+            object: Some(Arc::new(record::Chunks {
+                id: 77,
+                chunk_size: object::CHUNK,
+                crcs: vec![0],
+            })),
+            ..e
+        };
+        let generation = store.insert("http://a/", vec![], &HeaderMap::new(), entry_x());
+        store.invalidate("http://a/");
+        store.attach(
+            "http://a/",
+            vec![],
+            &HeaderMap::new(),
+            with_object(entry_x()),
+            generation,
+        );
+        assert!(
+            matches!(
+                store.lookup("http://a/", &HeaderMap::new()).await,
+                Lookup::Miss
+            ),
+            "an invalidated URL stays gone"
+        );
+        // Stored anew meanwhile: the late write does not replace it.
+        let generation = store.insert("http://a/", vec![], &HeaderMap::new(), entry_x());
+        let mut newer = entry_x();
+        newer.times.response_time += Duration::from_secs(1);
+        newer.body = Some(bytes::Bytes::from_static(b"y"));
+        store.insert("http://a/", vec![], &HeaderMap::new(), newer);
+        store.attach(
+            "http://a/",
+            vec![],
+            &HeaderMap::new(),
+            with_object(entry_x()),
+            generation,
+        );
+        let Lookup::Hit(found) = store.lookup("http://a/", &HeaderMap::new()).await else {
+            panic!("stored")
+        };
+        assert_eq!(found.entry.body.as_deref(), Some(&b"y"[..]));
+        assert!(found.entry.object.is_none(), "the newer entry is untouched");
     }
 
     #[tokio::test]
