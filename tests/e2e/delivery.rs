@@ -68,17 +68,6 @@ async fn read_get(proxy: SocketAddr, url: &str, limit: u64, pause: Duration) -> 
     (got, started.elapsed())
 }
 
-async fn finished(proxy: &RunningProxy, n: u64) {
-    let metrics = proxy.proxy.metrics.clone();
-    wait_until("requests logged", move || metrics.requests() >= n).await;
-}
-
-fn log_lines(proxy: &RunningProxy) -> Vec<String> {
-    proxy.proxy.log.as_ref().unwrap().close();
-    let text = std::fs::read_to_string(proxy.dir.path().join("logs/access.log")).unwrap();
-    text.lines().map(str::to_owned).collect()
-}
-
 fn fields(line: &str) -> Vec<String> {
     line.split_whitespace().map(str::to_owned).collect()
 }

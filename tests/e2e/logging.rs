@@ -11,19 +11,6 @@ use tokio::io::AsyncWriteExt;
 use crate::scripted::{date_ago, respond, Scripted};
 use crate::support::*;
 
-/// Waits until `n` requests have finished (logging happens when a body is done).
-async fn finished(proxy: &RunningProxy, n: u64) {
-    let metrics = proxy.proxy.metrics.clone();
-    wait_until("requests finished", move || metrics.requests() >= n).await;
-}
-
-/// Stops the writer and returns the log's lines.
-fn log_lines(proxy: &RunningProxy) -> Vec<String> {
-    proxy.proxy.log.as_ref().unwrap().close();
-    let text = std::fs::read_to_string(proxy.dir.path().join("logs/access.log")).unwrap();
-    text.lines().map(str::to_owned).collect()
-}
-
 fn code(line: &str) -> String {
     line.split_whitespace().nth(3).unwrap().to_owned()
 }

@@ -30,17 +30,12 @@ async fn origin_at(bind: &str) -> Scripted {
     .await
 }
 
-fn log_lines(proxy: &RunningProxy) -> Vec<serde_json::Value> {
+fn json_lines(proxy: &RunningProxy) -> Vec<serde_json::Value> {
     proxy.proxy.log.as_ref().unwrap().close();
     let text = std::fs::read_to_string(proxy.dir.path().join("logs/access.log")).unwrap();
     text.lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
-}
-
-async fn finished(proxy: &RunningProxy, n: u64) {
-    let metrics = proxy.proxy.metrics.clone();
-    wait_until("requests finished", move || metrics.requests() >= n).await;
 }
 
 async fn scrape(proxy: &RunningProxy) -> String {
@@ -113,7 +108,7 @@ async fn each_answer_not_stored_names_its_reason_in_log_header_and_metrics() {
         "{private_bytes}"
     );
 
-    let lines = log_lines(&proxy);
+    let lines = json_lines(&proxy);
     assert_eq!(lines.len(), 7);
     let reasons: Vec<(String, serde_json::Value)> = lines
         .iter()

@@ -798,3 +798,17 @@ pub async fn stored(proxy: &RunningProxy, url: &str) {
     }
     panic!("{url} was never stored");
 }
+
+/// Waits until `n` requests have finished (their access-log lines are
+/// written when they are delivered).
+pub async fn finished(proxy: &RunningProxy, n: u64) {
+    let metrics = proxy.proxy.metrics.clone();
+    wait_until("requests finished", move || metrics.requests() >= n).await;
+}
+
+/// Stops the access-log writer and returns the log's lines.
+pub fn log_lines(proxy: &RunningProxy) -> Vec<String> {
+    proxy.proxy.log.as_ref().unwrap().close();
+    let text = std::fs::read_to_string(proxy.dir.path().join("logs/access.log")).unwrap();
+    text.lines().map(str::to_owned).collect()
+}
