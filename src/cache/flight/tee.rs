@@ -54,15 +54,6 @@ enum Mode {
     Stream,
 }
 
-/// Why a fill stopped keeping its body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dropped {
-    /// Over `cache.max_object_size`.
-    TooBig,
-    /// Over the memory limit, and its disk write failed or was not possible.
-    DiskOff,
-}
-
 /// How a fill may keep its body.
 pub struct Plan {
     /// The object file to write it to, if the disk tier takes writes.
@@ -96,7 +87,6 @@ struct State {
     file: Option<Arc<File>>,
     end: Option<End>,
     mode: Mode,
-    dropped: Option<Dropped>,
     /// Per reader: its next byte, and a waker when waiting.
     readers: Vec<Option<(u64, Option<Waker>)>>,
 }
@@ -132,7 +122,6 @@ impl Fill {
                 file: None,
                 end: None,
                 mode,
-                dropped: None,
                 readers: Vec::new(),
             }),
             progress: Notify::new(),
@@ -199,31 +188,22 @@ impl Fill {
         self.lock().end.clone()
     }
 
-    /// Why the body stopped being kept, if it did.
-    pub fn dropped(&self) -> Option<Dropped> {
-        self.lock().dropped
-    }
-
-    fn push(&self, chunk: Bytes, plan: &Plan, has_object: bool) {
+    /// Takes one frame in; returns what the fill does with the bytes now.
+    fn push(&self, chunk: Bytes, plan: &Plan, has_object: bool) -> Mode {
         let mut state = self.lock();
         let len = chunk.len() as u64;
         let at = state.received;
         state.received += len;
         state.frames.push_back((at, chunk));
-        if state.mode != Mode::Stream && state.received > plan.max_object {
-            state.dropped = Some(Dropped::TooBig);
+        if state.received > plan.max_object {
             state.mode = Mode::Stream;
         }
         if state.mode == Mode::Memory && state.received > plan.memory_limit {
-            if has_object {
-                state.mode = Mode::Disk;
-            } else {
-                state.dropped = Some(Dropped::DiskOff);
-                state.mode = Mode::Stream;
-            }
+            state.mode = if has_object { Mode::Disk } else { Mode::Stream };
         }
         trim(&mut state);
         wake_all(&mut state);
+        state.mode
     }
 
     /// A chunk is in the file: readers may read it there.
@@ -246,7 +226,6 @@ impl Fill {
         state.file = None;
         if state.mode == Mode::Disk || state.received > plan.memory_limit {
             state.mode = Mode::Stream;
-            state.dropped.get_or_insert(Dropped::DiskOff);
         }
         trim(&mut state);
     }
@@ -268,10 +247,6 @@ impl Fill {
             return None;
         }
         Some(state.received - state.mem_start > WINDOW)
-    }
-
-    fn mode(&self) -> Mode {
-        self.lock().mode
     }
 
     /// Reads `body` to its end, sharing it with the readers and keeping it
@@ -319,8 +294,7 @@ impl Fill {
                     if data.is_empty() {
                         continue;
                     }
-                    self.push(data.clone(), &plan, object.is_some());
-                    if self.mode() == Mode::Stream {
+                    if self.push(data.clone(), &plan, object.is_some()) == Mode::Stream {
                         // Nothing is stored any more: the file goes.
                         object = None;
                         pending.clear();
