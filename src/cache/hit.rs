@@ -139,11 +139,13 @@ impl Ctx<'_> {
             (Some(bytes), ..) => full(bytes.slice(start as usize..end as usize)),
             (None, Some(file), Some(object)) => {
                 let file = file.clone();
-                let (cache, url, request) =
-                    (self.cache.clone(), self.url.clone(), parts.headers.clone());
-                let head = entry.clone();
+                let cache = self.cache.clone();
+                let key = self
+                    .cache
+                    .store
+                    .entry_key_for(&self.url, &parts.headers, entry);
                 let body = ChunkBody::new(file, object.clone(), entry.length, start, end, disk_io)
-                    .on_damage(move || cache.store.damaged(&url, &request, &head));
+                    .on_damage(move || cache.store.damaged_key(key));
                 boxed(body)
             }
             _ => empty(),

@@ -521,7 +521,11 @@ impl Store {
     /// A body read from disk failed its check or is gone: the entry goes,
     /// and counts.
     pub fn damaged(&self, url: &str, request: &HeaderMap, entry: &Entry) {
-        let key = self.entry_key_for(url, request, entry);
+        self.damaged_key(self.entry_key_for(url, request, entry));
+    }
+
+    /// [`Store::damaged`], for the entry stored under `key`.
+    pub fn damaged_key(&self, key: String) {
         tracing::warn!(key, "dropping a cache entry whose body fails its checksum");
         if let Some(disk) = &self.disk {
             let disk = disk.clone();
@@ -537,7 +541,8 @@ impl Store {
         }
     }
 
-    fn entry_key_for(&self, url: &str, request: &HeaderMap, entry: &Entry) -> String {
+    /// The key `entry`, a variant of `url`, is stored under for `request`.
+    pub fn entry_key_for(&self, url: &str, request: &HeaderMap, entry: &Entry) -> String {
         let names = vary::vary_names(&entry.headers).unwrap_or_default();
         entry_key(url, &vary::secondary_key(&names, request))
     }
@@ -768,7 +773,7 @@ impl Store {
 }
 
 /// Reads a record from disk; an entry comes with its whole body (checked)
-/// when it is at most `small` bytes. A body that is gone or fails its
+/// when it is at most `small` bytes. A small body that is gone or fails its
 /// check drops the entry.
 fn read_record(disk: &DiskTier, key: &str, small: u64) -> Result<Option<Record>, DiskError> {
     let Some(record) = disk.get(key)? else {
@@ -785,6 +790,11 @@ fn read_record(disk: &DiskTier, key: &str, small: u64) -> Result<Option<Record>,
         whole.body = Some(bytes::Bytes::new());
         return Ok(Some(Record::Entry(Arc::new(whole))));
     }
+    if entry.length > small {
+        // Streamed from its file, which the hit opens (and a file gone
+        // meanwhile is found there).
+        return Ok(Some(record));
+    }
     let file = match disk.objects.open_file(object.id) {
         Ok(file) => file,
         Err(e) => {
@@ -793,9 +803,6 @@ fn read_record(disk: &DiskTier, key: &str, small: u64) -> Result<Option<Record>,
             return Ok(None);
         }
     };
-    if entry.length > small {
-        return Ok(Some(record));
-    }
     match read_all(&file, &object, entry.length) {
         Ok(body) => {
             let mut whole = (**entry).clone();
