@@ -35,16 +35,21 @@ struct Pieces {
 
 impl Pieces {
     fn spans(&self) -> Vec<Span> {
-        self.list
-            .iter()
-            .filter_map(|(_, e)| {
-                e.part.map(|p| Span {
-                    start: p.start,
-                    len: e.length,
-                })
-            })
-            .collect()
+        spans(&self.list)
     }
+}
+
+/// Where each piece's bytes lie.
+fn spans(pieces: &[(String, Arc<Entry>)]) -> Vec<Span> {
+    pieces
+        .iter()
+        .filter_map(|(_, e)| {
+            e.part.map(|p| Span {
+                start: p.start,
+                len: e.length,
+            })
+        })
+        .collect()
 }
 
 impl Ctx<'_> {
@@ -386,16 +391,7 @@ async fn join_when_complete(
     pieces: Vec<(String, Arc<Entry>)>,
     total: u64,
 ) {
-    let spans: Vec<Span> = pieces
-        .iter()
-        .filter_map(|(_, e)| {
-            e.part.map(|p| Span {
-                start: p.start,
-                len: e.length,
-            })
-        })
-        .collect();
-    let Some(order) = partial::complete(&spans, total) else {
+    let Some(order) = partial::complete(&spans(&pieces), total) else {
         return;
     };
     let mut files = Vec::with_capacity(order.len());

@@ -16,7 +16,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::cache::store::StoreStats;
 use crate::http::body::{full, Body};
 use crate::metrics::encode::{self, Scrape};
 use crate::server::status;
@@ -56,11 +55,6 @@ pub async fn run<F: Future<Output = ()>>(listener: TcpListener, proxy: Arc<Proxy
     }
 }
 
-/// The store's counters (kept up to date: no table scan, no disk access).
-async fn store_stats(proxy: &Arc<Proxy>) -> StoreStats {
-    proxy.cache.store.stats()
-}
-
 async fn answer(proxy: &Arc<Proxy>, request: &Request<Incoming>) -> Response<Body> {
     let (capacity, fill_budget) = {
         let c = &proxy.current().config.cache;
@@ -72,7 +66,7 @@ async fn answer(proxy: &Arc<Proxy>, request: &Request<Incoming>) -> Response<Bod
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
         (&Method::GET, "/metrics") => {
             let scrape = Scrape {
-                store: store_stats(proxy).await,
+                store: proxy.cache.store.stats(),
                 memory_capacity: capacity.0,
                 disk_capacity: capacity.1,
                 coalesced: proxy.cache.coalescer.coalesced(),
@@ -84,7 +78,7 @@ async fn answer(proxy: &Arc<Proxy>, request: &Request<Incoming>) -> Response<Bod
             (StatusCode::OK, encode::CONTENT_TYPE, text)
         }
         (&Method::GET, "/status.json") => {
-            let s = status::snapshot(&proxy.metrics, &store_stats(proxy).await, capacity);
+            let s = status::snapshot(&proxy.metrics, &proxy.cache.store.stats(), capacity);
             match serde_json::to_string_pretty(&s) {
                 Ok(json) => (StatusCode::OK, "application/json", json + "\n"),
                 Err(e) => (
@@ -95,7 +89,7 @@ async fn answer(proxy: &Arc<Proxy>, request: &Request<Incoming>) -> Response<Bod
             }
         }
         (&Method::GET, "/status") => {
-            let s = status::snapshot(&proxy.metrics, &store_stats(proxy).await, capacity);
+            let s = status::snapshot(&proxy.metrics, &proxy.cache.store.stats(), capacity);
             let name = proxy.current().config.server.name.clone();
             (
                 StatusCode::OK,

@@ -167,8 +167,7 @@ impl DiskTier {
 
     fn drop_corrupt(&self, key: &str, e: DecodeError) -> Result<(), DiskError> {
         tracing::warn!(key, "dropping unreadable cache record: {e}");
-        self.corrupt.fetch_add(1, Ordering::Relaxed);
-        self.remove(key)
+        self.drop_damaged(key)
     }
 
     /// Counts a body found damaged and removes its record.

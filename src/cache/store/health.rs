@@ -10,20 +10,28 @@ use std::time::{Duration, Instant};
 /// How long writing stays off after a failure before it is tried again.
 pub const RETRY: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DiskHealth {
     off: AtomicBool,
     since: Mutex<Option<Instant>>,
     errors: AtomicU64,
-    retry: Option<Duration>,
+    retry: Duration,
+}
+
+impl Default for DiskHealth {
+    fn default() -> DiskHealth {
+        DiskHealth::with_retry(RETRY)
+    }
 }
 
 impl DiskHealth {
     /// A health that retries after `retry` (tests shorten it).
     pub fn with_retry(retry: Duration) -> DiskHealth {
         DiskHealth {
-            retry: Some(retry),
-            ..DiskHealth::default()
+            off: AtomicBool::new(false),
+            since: Mutex::new(None),
+            errors: AtomicU64::new(0),
+            retry,
         }
     }
 
@@ -44,7 +52,7 @@ impl DiskHealth {
             Err(p) => p.into_inner(),
         };
         match *since {
-            Some(at) if at.elapsed() >= self.retry.unwrap_or(RETRY) => {
+            Some(at) if at.elapsed() >= self.retry => {
                 // Let writes through again; the next failure turns them off.
                 *since = None;
                 self.off.store(false, Ordering::Relaxed);
@@ -72,7 +80,7 @@ impl DiskHealth {
                 "disk cache write failed: {what}; writes to the disk tier are off for {:?} \
                  (reads, memory hits and pass-through go on; failures are counted in \
                  cachalot_cache_disk_write_errors_total)",
-                self.retry.unwrap_or(RETRY)
+                self.retry
             );
         }
         *since = Some(Instant::now());
