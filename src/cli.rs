@@ -169,7 +169,8 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // The main thread's runtime is the first serving thread (see workers).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -183,14 +184,18 @@ pub fn main() -> ExitCode {
 }
 
 async fn serve(config: Config, file: Option<PathBuf>, overrides: Overrides) -> ExitCode {
-    let listener = match server::bind(config.server.listen) {
+    let threads = server::workers::count(config.server.threads);
+    let listeners = match server::workers::bind(config.server.listen, threads) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("cachalot: cannot listen on {}: {e}", config.server.listen);
             return ExitCode::FAILURE;
         }
     };
-    let addr = listener.local_addr().unwrap_or(config.server.listen);
+    let addr = listeners
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .unwrap_or(config.server.listen);
     let admin = match config.admin.listen_addr() {
         Some(admin_addr) => match server::bind(admin_addr) {
             Ok(l) => Some(l),
@@ -210,7 +215,7 @@ async fn serve(config: Config, file: Option<PathBuf>, overrides: Overrides) -> E
     };
     // Only now: a locked cache folder or a busy admin port fails before it.
     tracing::info!(
-        "cachalot {} listening on {addr} ({})",
+        "cachalot {} listening on {addr}, {threads} serving threads ({})",
         env!("CARGO_PKG_VERSION"),
         file.as_ref()
             .map_or("built-in defaults".to_owned(), |p| p.display().to_string())
@@ -230,7 +235,7 @@ async fn serve(config: Config, file: Option<PathBuf>, overrides: Overrides) -> E
             stop.cancelled().await
         }));
     }
-    server::run(listener, proxy.clone(), server::signals::shutdown()).await;
+    server::workers::run(listeners, proxy.clone(), server::signals::shutdown()).await;
     stop_admin.cancel();
     proxy.close();
     tracing::info!("stopped");

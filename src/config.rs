@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub connect_ports: Vec<u16>,
     pub max_connections: usize,
     pub max_request_header_size: ByteSize,
+    /// Serving threads (0: one per core); read at start only.
+    pub threads: usize,
 }
 
 /// `[timeouts]`: every wait the proxy does has a bound.
@@ -251,6 +253,7 @@ impl Config {
             "server.max_connections",
             "must be at least 1",
         );
+        check(s.threads <= 1024, "server.threads", "must be at most 1024");
         let header = s.max_request_header_size.as_u64();
         check(
             (1024..=16 * 1024 * 1024).contains(&header),

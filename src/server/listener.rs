@@ -25,12 +25,25 @@ use crate::shared::Proxy;
 /// 128 overflows when hundreds of clients connect at once, costing each
 /// overflowed client a one-second SYN retransmission).
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    bind_with(addr, false)
+}
+
+/// [`bind`], with `SO_REUSEPORT`: several sockets on one address, one per
+/// serving thread (see `workers`).
+pub fn bind_shared(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    bind_with(addr, true)
+}
+
+fn bind_with(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
     socket.bind(addr)?;
     socket.listen(4096)
 }
@@ -41,7 +54,18 @@ where
     F: Future<Output = ()>,
 {
     let max = proxy.current().config.server.max_connections;
-    let limit = Arc::new(Semaphore::new(max));
+    run_with(listener, proxy, Arc::new(Semaphore::new(max)), shutdown).await;
+}
+
+/// [`run`], with the connection limit shared with other listeners.
+pub async fn run_with<F>(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    limit: Arc<Semaphore>,
+    shutdown: F,
+) where
+    F: Future<Output = ()>,
+{
     let connections = TaskTracker::new();
     let stopping = CancellationToken::new();
     tokio::pin!(shutdown);

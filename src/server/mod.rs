@@ -8,5 +8,6 @@ pub mod listener;
 pub mod park;
 pub mod signals;
 pub mod status;
+pub mod workers;
 
 pub use listener::{bind, run};

@@ -35,4 +35,5 @@ mod simulate;
 mod stats;
 mod status;
 mod support;
+mod threads;
 mod tunnel;
