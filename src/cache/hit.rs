@@ -298,7 +298,7 @@ impl Ctx<'_> {
                     }
                     return self.answer_from_origin(
                         parts,
-                        response,
+                        *response,
                         request_time,
                         Outcome::RefreshFailErr,
                         leader,
@@ -307,7 +307,7 @@ impl Ctx<'_> {
                 }
                 self.answer_from_origin(
                     parts,
-                    response,
+                    *response,
                     request_time,
                     modified_outcome,
                     leader,
@@ -398,7 +398,7 @@ impl Ctx<'_> {
                     // Store the new response; its body is read by the tee alone.
                     let _ = ctx.answer_from_origin(
                         parts,
-                        response,
+                        *response,
                         request_time,
                         Outcome::RefreshModified,
                         Some(leader),

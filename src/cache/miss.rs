@@ -138,7 +138,7 @@ pub(super) enum Revalidated {
     /// 304: the stored entry, refreshed and stored again.
     NotModified(Arc<Entry>),
     /// A new response (status, head and streaming body).
-    Modified(Response<OriginBody>, SystemTime),
+    Modified(Box<Response<OriginBody>>, SystemTime),
 }
 
 impl Ctx<'_> {
@@ -630,7 +630,7 @@ impl Ctx<'_> {
             }
             return Ok(Revalidated::NotModified(Arc::new(fresh)));
         }
-        Ok(Revalidated::Modified(response, request_time))
+        Ok(Revalidated::Modified(Box::new(response), request_time))
     }
 
     /// POST, PUT, DELETE, PATCH and unknown methods: forward with the body,

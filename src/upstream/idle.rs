@@ -11,13 +11,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::http::body::BoxError;
 
 /// The body of an origin's response.
-pub type OriginBody = IdleTimeout<Incoming>;
+pub type OriginBody = IdleTimeout<super::pool::PooledBody>;
 
 /// Nothing arrived for this long in the middle of a body.
 #[derive(Debug, thiserror::Error)]

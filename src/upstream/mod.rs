@@ -6,6 +6,7 @@
 
 mod connect;
 mod idle;
+mod pool;
 mod stream;
 mod via_parent;
 
@@ -14,14 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{request, Request, Response};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
 use self::connect::connect_error;
 pub use self::connect::{connect_any, ConnectError, LocalSockets};
 pub use self::idle::{IdleTimeout, OriginBody, Stalled};
+use self::pool::{Conn, Key, Pool, PooledBody};
 use self::stream::{Connector, ParentConnector};
 pub use self::via_parent::TunnelStream;
 use crate::config::Config;
@@ -69,13 +68,13 @@ enum Failure {
     },
 }
 
-/// Pooled HTTP/1.1 clients: one to origins, one per parent proxy.
+/// Pooled keep-alive HTTP/1.1 connections to origins and parent proxies.
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<Connector, Body>,
+    pool: Pool,
     connector: Connector,
-    /// `via_parent[i]` sends through `parents.list[i]`.
-    via_parent: Vec<Client<ParentConnector, Body>>,
+    /// `via_parent[i]` opens connections to `parents.list[i]`.
+    via_parent: Vec<ParentConnector>,
     parents: Arc<Parents>,
     dns: Arc<Resolver>,
     response_timeout: Duration,
@@ -96,30 +95,19 @@ impl Upstream {
             timeout: t.upstream_connect,
             local,
         };
-        let builder = || {
-            let mut b = Client::builder(TokioExecutor::new());
-            b.pool_timer(TokioTimer::new())
-                .timer(TokioTimer::new())
-                .pool_idle_timeout(t.upstream_idle)
-                .pool_max_idle_per_host(64);
-            b
-        };
-        let client = builder().build(connector.clone());
         let via_parent = parents
             .list
             .iter()
-            .map(|p| {
-                builder().build(ParentConnector {
-                    host: p.host.clone(),
-                    port: p.port,
-                    timeout: t.upstream_connect,
-                    dns: dns.clone(),
-                    local,
-                })
+            .map(|p| ParentConnector {
+                host: p.host.clone(),
+                port: p.port,
+                timeout: t.upstream_connect,
+                dns: dns.clone(),
+                local,
             })
             .collect();
         Upstream {
-            client,
+            pool: Pool::new(t.upstream_idle),
             connector,
             via_parent,
             parents,
@@ -246,7 +234,7 @@ impl Upstream {
         (host, port): (&str, u16),
         parts: request::Parts,
         body: Body,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<Response<PooledBody>, ProxyError> {
         let replayable = http_body::Body::is_end_stream(&body);
         let mut body = Some(body);
         // A replayable request has no body: every attempt gets an empty one.
@@ -277,7 +265,7 @@ impl Upstream {
         };
         let mut last_error = None;
         for (k, &i) in plan.parents.iter().enumerate() {
-            let (Some(parent), Some(client)) = (self.parents.list.get(i), self.via_parent.get(i))
+            let (Some(parent), Some(open)) = (self.parents.list.get(i), self.via_parent.get(i))
             else {
                 continue;
             };
@@ -288,7 +276,9 @@ impl Upstream {
                     .headers_mut()
                     .insert(http::header::PROXY_AUTHORIZATION, auth.clone());
             }
-            let (result, failure) = self.send_once(client, request, &parent.name).await;
+            let (result, failure) = self
+                .send_once(Key::Parent(i), || open.open(), request, &parent.name)
+                .await;
             match (result, failure) {
                 (Err(e), Failure::Connect { .. }) => {
                     self.parent_failed(i, &e);
@@ -303,19 +293,24 @@ impl Upstream {
         if !plan.direct {
             return Err(no_parent(last_error));
         }
+        // RFC 9112 §3.2.1: origin-form to an origin (Host is already set).
         let path = parts
             .uri
             .path_and_query()
-            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+            .map_or_else(|| http::Uri::from_static("/"), |p| p.clone().into());
         let addrs = self.addresses(connect, host, port).await?;
-        for (i, addr) in addrs.iter().enumerate() {
+        for (i, &addr) in addrs.iter().enumerate() {
             let last = i + 1 == addrs.len() || !replayable;
-            let uri = format!("http://{addr}{path}")
-                .parse()
-                .map_err(|_| ProxyError::BadTarget(format!("{addr}{path}")))?;
-            let request = head(uri).map(|()| take(last));
+            let request = head(path.clone()).map(|()| take(last));
             let label = addr.to_string();
-            let (result, failure) = self.send_once(&self.client, request, &label).await;
+            let (result, failure) = self
+                .send_once(
+                    Key::Origin(addr),
+                    || self.connector.open(addr),
+                    request,
+                    &label,
+                )
+                .await;
             if last || failure != (Failure::Connect { fast: true }) {
                 return result;
             }
@@ -324,35 +319,69 @@ impl Upstream {
         Err(ProxyError::Internal("no address to send to".into()))
     }
 
-    /// One attempt through `client`; also says whether the connection
-    /// could not be opened, so that another address or parent may be tried.
-    async fn send_once<C>(
+    /// One attempt on a pooled connection to `key` (or one `open` makes),
+    /// within `timeouts.upstream_response`; also says whether the
+    /// connection could not be opened, so that another address or parent
+    /// may be tried. A request that a pooled connection could not send (the
+    /// peer had closed it) goes on the next one, or a new one.
+    async fn send_once<F, O>(
         &self,
-        client: &Client<C, Body>,
+        key: Key,
+        open: F,
         request: Request<Body>,
         label: &str,
-    ) -> (Result<Response<Incoming>, ProxyError>, Failure)
+    ) -> (Result<Response<PooledBody>, ProxyError>, Failure)
     where
-        C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+        F: Fn() -> O,
+        O: std::future::Future<Output = Result<(tokio::net::TcpStream, SocketAddr), ConnectError>>,
     {
-        let label = label.to_owned();
-        match tokio::time::timeout(self.response_timeout, client.request(request)).await {
-            Err(_) => (Err(ProxyError::ResponseTimeout(label)), Failure::Final),
-            Ok(Ok(response)) => (Ok(response), Failure::Final),
-            Ok(Err(e)) => {
-                let connect = find_connect_error(&e);
-                let failure = match connect {
-                    Some(c) => Failure::Connect { fast: c.try_next() },
-                    None if e.is_connect() => Failure::Connect { fast: true },
-                    None => Failure::Final,
+        let parent = matches!(key, Key::Parent(_));
+        let attempt = async {
+            let mut request = request;
+            loop {
+                let mut conn = match self.pool.take(key) {
+                    Some(conn) => conn,
+                    None => {
+                        let (stream, addr) = match open().await {
+                            Ok(opened) => opened,
+                            Err(e) => {
+                                let failure = Failure::Connect { fast: e.try_next() };
+                                return (Err(connect_error(&e, &self.name)), failure);
+                            }
+                        };
+                        let peer = UpstreamPeer { addr, parent };
+                        match Conn::handshake(stream, peer, key).await {
+                            Ok(conn) => conn,
+                            Err(e) => {
+                                let error =
+                                    ProxyError::ConnectFailed(label.to_owned(), e.to_string());
+                                return (Err(error), Failure::Connect { fast: true });
+                            }
+                        }
+                    }
                 };
-                let error = match connect {
-                    Some(c) => connect_error(c, &self.name),
-                    None if e.is_connect() => ProxyError::ConnectFailed(label, e.to_string()),
-                    None => ProxyError::UpstreamReset(label),
-                };
-                (Err(error), failure)
+                match conn.send(request).await {
+                    Ok(mut response) => {
+                        response.extensions_mut().insert(conn.peer);
+                        return (Ok(self.pool.on_end(conn, response)), Failure::Final);
+                    }
+                    Err((_, Some(unsent))) if conn.reused => request = unsent,
+                    Err((e, _)) => {
+                        tracing::debug!(%label, "upstream exchange failed: {e}");
+                        return (
+                            Err(ProxyError::UpstreamReset(label.to_owned())),
+                            Failure::Final,
+                        );
+                    }
+                }
             }
+        };
+        match tokio::time::timeout(self.response_timeout, attempt).await {
+            Err(_) => (
+                Err(ProxyError::ResponseTimeout(label.to_owned())),
+                Failure::Final,
+            ),
+            Ok(done) => done,
         }
     }
 }
@@ -364,16 +393,4 @@ fn no_parent(last: Option<ProxyError>) -> ProxyError {
         "a parent proxy".into(),
         format!("no parent proxy could be reached ({why}) and parents.never_direct forbids going direct"),
     )
-}
-
-/// The connect failure behind a client error, found by type, never by text.
-fn find_connect_error(error: &hyper_util::client::legacy::Error) -> Option<&ConnectError> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if let Some(connect) = e.downcast_ref::<ConnectError>() {
-            return Some(connect);
-        }
-        source = e.source();
-    }
-    None
 }
