@@ -302,13 +302,12 @@ impl Upstream {
         for (i, &addr) in addrs.iter().enumerate() {
             let last = i + 1 == addrs.len() || !replayable;
             let request = head(path.clone()).map(|()| take(last));
-            let label = addr.to_string();
             let (result, failure) = self
                 .send_once(
                     Key::Origin(addr),
                     || self.connector.open(addr),
                     request,
-                    &label,
+                    &addr,
                 )
                 .await;
             if last || failure != (Failure::Connect { fast: true }) {
@@ -329,7 +328,7 @@ impl Upstream {
         key: Key,
         open: F,
         request: Request<Body>,
-        label: &str,
+        label: &(dyn std::fmt::Display + Sync),
     ) -> (Result<Response<PooledBody>, ProxyError>, Failure)
     where
         F: Fn() -> O,
@@ -354,7 +353,7 @@ impl Upstream {
                             Ok(conn) => conn,
                             Err(e) => {
                                 let error =
-                                    ProxyError::ConnectFailed(label.to_owned(), e.to_string());
+                                    ProxyError::ConnectFailed(label.to_string(), e.to_string());
                                 return (Err(error), Failure::Connect { fast: true });
                             }
                         }
@@ -369,7 +368,7 @@ impl Upstream {
                     Err((e, _)) => {
                         tracing::debug!(%label, "upstream exchange failed: {e}");
                         return (
-                            Err(ProxyError::UpstreamReset(label.to_owned())),
+                            Err(ProxyError::UpstreamReset(label.to_string())),
                             Failure::Final,
                         );
                     }
@@ -378,7 +377,7 @@ impl Upstream {
         };
         match tokio::time::timeout(self.response_timeout, attempt).await {
             Err(_) => (
-                Err(ProxyError::ResponseTimeout(label.to_owned())),
+                Err(ProxyError::ResponseTimeout(label.to_string())),
                 Failure::Final,
             ),
             Ok(done) => done,
