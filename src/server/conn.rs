@@ -225,6 +225,11 @@ impl<T> ClientIo<T> {
         activity.wire.reopened();
         ClientIo { inner, activity }
     }
+
+    /// The stream underneath (a tunnel splicing its socket).
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
 }
 
 impl<T> Drop for ClientIo<T> {

@@ -122,6 +122,10 @@ pub async fn run_with<F>(
     }
 }
 
+/// The connection hyper serves: a CONNECT tunnel takes it back from
+/// hyper's upgrade by this type (to splice its socket).
+pub type ServedIo = TokioIo<ClientIo<SharedStream>>;
+
 /// A connection idle this long is parked (hyper's buffers released).
 const PARK_AFTER: Duration = Duration::from_millis(10);
 
@@ -185,7 +189,7 @@ async fn serve_until_idle(
     stopping: CancellationToken,
 ) -> Served {
     let config = proxy.current().config.clone();
-    let io = TokioIo::new(ClientIo::new(stream, activity.clone()));
+    let io: ServedIo = TokioIo::new(ClientIo::new(stream, activity.clone()));
     let service_activity = activity.clone();
     let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let proxy = proxy.clone();

@@ -46,6 +46,29 @@ impl SharedStream {
     }
 }
 
+#[cfg(target_os = "linux")]
+impl crate::tunnel::splice::Socket for SharedStream {
+    fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        interest: tokio::io::Interest,
+    ) -> Poll<io::Result<()>> {
+        self.lock().poll_ready(cx, interest)
+    }
+
+    fn try_io<R>(
+        &self,
+        interest: tokio::io::Interest,
+        f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> io::Result<R>,
+    ) -> io::Result<R> {
+        crate::tunnel::splice::Socket::try_io(&*self.lock(), interest, f)
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.lock().shutdown_write()
+    }
+}
+
 impl AsyncRead for SharedStream {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -202,7 +202,7 @@ impl Upstream {
             .await
             .map_err(|e| connect_error(&e, &self.name))?;
         Ok((
-            Box::new(stream),
+            TunnelStream::Tcp(stream),
             UpstreamPeer {
                 addr: peer,
                 parent: false,

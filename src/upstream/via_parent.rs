@@ -24,7 +24,12 @@ pub trait TunnelIo: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> TunnelIo for T {}
 
 /// The far side of a CONNECT tunnel.
-pub type TunnelStream = Box<dyn TunnelIo>;
+pub enum TunnelStream {
+    /// A TCP connection to the destination (its bytes can be spliced).
+    Tcp(tokio::net::TcpStream),
+    /// A parent proxy's tunnel, through hyper's upgraded connection.
+    Parent(Box<dyn TunnelIo>),
+}
 
 /// Opens a tunnel to `authority` through `parent`, within the connect and
 /// response deadlines. A failure says whether the parent could not be
@@ -86,7 +91,9 @@ pub(super) async fn open(
         let upgraded = hyper::upgrade::on(response)
             .await
             .map_err(|e| refused(format!("the parent's tunnel failed: {e}")))?;
-        Ok::<TunnelStream, (ConnectError, Failure)>(Box::new(TokioIo::new(upgraded)))
+        Ok::<TunnelStream, (ConnectError, Failure)>(TunnelStream::Parent(Box::new(TokioIo::new(
+            upgraded,
+        ))))
     };
     match tokio::time::timeout(response_timeout, handshake).await {
         Ok(Ok(stream)) => Ok((stream, peer)),

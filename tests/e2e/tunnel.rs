@@ -50,6 +50,67 @@ async fn connect_tunnel_echoes_both_ways_and_passes_half_close() {
 }
 
 #[tokio::test]
+async fn bytes_sent_with_the_connect_head_reach_the_origin() {
+    // Clients may send their first bytes (a TLS ClientHello) without
+    // waiting for the 200: hyper has read them with the head.
+    let (echo, _, _task) = echo_server().await;
+    let proxy = start_proxy(&connect_ports(echo.port())).await;
+    let mut stream = connect(proxy.addr).await;
+    let request = format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\nearly bytes");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = b"HTTP/1.1 200 Connection established\r\n";
+    let got = read_exact(&mut stream, head.len()).await;
+    assert_eq!(got, head);
+    let mut rest = Vec::new();
+    within("the early bytes echoed", async {
+        while find(&rest, b"early bytes").is_none() {
+            let mut buf = [0u8; 1024];
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before the early bytes came back");
+            rest.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    let body = &rest[find(&rest, b"\r\n\r\n").unwrap() + 4..];
+    assert_eq!(body, b"early bytes");
+}
+
+#[tokio::test]
+async fn sixteen_mebibytes_cross_both_ways_byte_exact_and_are_logged() {
+    let (echo, _, _task) = echo_server().await;
+    let proxy = start_proxy(&connect_ports(echo.port())).await;
+    let (stream, response) = open_tunnel(proxy.addr, echo).await;
+    assert_eq!(response.status, 200);
+    let data: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let sent = data.clone();
+    let (mut reader, mut writer) = stream.into_split();
+    let send = tokio::spawn(async move {
+        writer.write_all(&sent).await.unwrap();
+        writer.shutdown().await.unwrap();
+        writer
+    });
+    let mut back = Vec::new();
+    within("16 MiB echoed", reader.read_to_end(&mut back))
+        .await
+        .unwrap();
+    drop(within("sender", send).await.unwrap());
+    assert_eq!(back.len(), data.len() + 3);
+    assert!(back[..data.len()] == data[..], "byte-exact both ways");
+    assert_eq!(&back[data.len()..], b"bye");
+    drop(reader);
+    finished(&proxy, 1).await;
+    let lines = log_lines(&proxy);
+    let line = lines.iter().find(|l| l.contains("CONNECT")).unwrap();
+    let bytes: u64 = line.split_whitespace().nth(4).unwrap().parse().unwrap();
+    assert!(
+        bytes >= data.len() as u64 + 3,
+        "the log counts what reached the client: {line}"
+    );
+}
+
+#[tokio::test]
 async fn connect_to_port_outside_connect_ports_is_forbidden() {
     let (echo, accepted, _task) = echo_server().await;
     let proxy = start_proxy("").await;

@@ -1,8 +1,13 @@
 //! CONNECT tunnels: open a TCP connection to the admitted address, answer
-//! `200 Connection established`, then copy bytes both ways until both sides
-//! are done (half-close respected) or the tunnel sits idle too long. Bytes
-//! are counted in `/metrics` as they flow; the tunnel is logged when it
-//! closes, through the [`OnClose`] the response carries.
+//! `200 Connection established`, then move bytes both ways until both sides
+//! are done (half-close respected) or the tunnel sits idle too long: with
+//! `splice(2)` between two TCP sockets on Linux (see `splice`), else with a
+//! copy loop (a tunnel through a parent proxy). Bytes are counted in
+//! `/metrics` as they flow; the tunnel is logged when it closes, through
+//! the [`OnClose`] the response carries.
+
+#[cfg(target_os = "linux")]
+pub(crate) mod splice;
 
 use std::io;
 use std::pin::Pin;
@@ -28,7 +33,8 @@ use crate::http::target::Authority;
 use crate::http::via;
 use crate::metrics::live::Transfer;
 use crate::metrics::Metrics;
-use crate::upstream::Connect;
+use crate::server::listener::ServedIo;
+use crate::upstream::{Connect, TunnelStream};
 
 /// Bytes buffered per direction of a tunnel.
 const BUFFER: usize = 64 * 1024;
@@ -90,7 +96,7 @@ pub async fn open(
         metrics.tunnels.fetch_add(1, Ordering::Relaxed);
         let tally = Tally::new(metrics.clone(), Some(transfer));
         match hyper::upgrade::on(request).await {
-            Ok(upgraded) => match splice(TokioIo::new(upgraded), origin, idle, &tally).await {
+            Ok(upgraded) => match carry(upgraded, origin, idle, &tally).await {
                 Ok(()) => tracing::debug!(%peer, "tunnel closed"),
                 Err(e) => tracing::debug!(%peer, "tunnel ended: {e}"),
             },
@@ -139,6 +145,30 @@ impl Tally {
         })
     }
 
+    /// `n` bytes were written to `end`.
+    fn wrote(&self, end: End, n: u64) {
+        let up = end == End::Origin;
+        let total = if up { &self.up } else { &self.down };
+        total.fetch_add(n, Ordering::Relaxed);
+        self.metrics.tunnel_bytes(up, n);
+        if let Some(t) = &self.transfer {
+            if up {
+                t.up(n);
+            } else {
+                t.down(n);
+            }
+        }
+    }
+
+    /// `end` failed (a reset, typically).
+    fn failed(&self, end: End) {
+        let flag = match end {
+            End::Client => &self.client_reset,
+            End::Origin => &self.origin_reset,
+        };
+        flag.store(true, Ordering::Relaxed);
+    }
+
     fn bytes(&self) -> TunnelBytes {
         TunnelBytes {
             up: self.up.load(Ordering::Relaxed),
@@ -156,9 +186,107 @@ enum End {
     Origin,
 }
 
+/// Moves the tunnel's bytes between the client's upgraded connection and
+/// the far side: spliced when both are TCP sockets of ours, else copied.
+async fn carry(
+    upgraded: hyper::upgrade::Upgraded,
+    origin: TunnelStream,
+    idle: Duration,
+    tally: &Arc<Tally>,
+) -> io::Result<()> {
+    let mut origin = match origin {
+        TunnelStream::Tcp(origin) => origin,
+        TunnelStream::Parent(origin) => {
+            return copied(TokioIo::new(upgraded), origin, idle, tally).await
+        }
+    };
+    let parts = match upgraded.downcast::<ServedIo>() {
+        Ok(parts) => parts,
+        Err(upgraded) => return copied(TokioIo::new(upgraded), origin, idle, tally).await,
+    };
+    // What the client sent after its CONNECT head, before the 200.
+    if !parts.read_buf.is_empty() {
+        use tokio::io::AsyncWriteExt;
+        origin.write_all(&parts.read_buf).await.inspect_err(|_| {
+            tally.failed(End::Origin);
+        })?;
+        tally.wrote(End::Origin, parts.read_buf.len() as u64);
+    }
+    let client = parts.io.into_inner();
+    #[cfg(target_os = "linux")]
+    if let (Ok(up), Ok(down)) = (splice::Pipe::new(BUFFER), splice::Pipe::new(BUFFER)) {
+        return spliced(client.get_ref(), &origin, (&up, &down), idle, tally).await;
+    }
+    copied(client, origin, idle, tally).await
+}
+
+/// Runs `work` until it ends, or fails it once nothing was read for `idle`
+/// (`last`: milliseconds after `start` of the last read).
+async fn until_idle<F>(work: F, idle: Duration, start: Instant, last: &AtomicU64) -> io::Result<()>
+where
+    F: std::future::Future<Output = io::Result<()>>,
+{
+    tokio::pin!(work);
+    loop {
+        let deadline = start + Duration::from_millis(last.load(Ordering::Relaxed)) + idle;
+        tokio::select! {
+            result = &mut work => return result,
+            _ = tokio::time::sleep_until(deadline) => {
+                let quiet = Instant::now() - start - Duration::from_millis(last.load(Ordering::Relaxed));
+                if quiet >= idle {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "tunnel idle timeout"));
+                }
+            }
+        }
+    }
+}
+
+/// Splices both ways between two sockets until both directions reach EOF
+/// (each passed on as a write shutdown) or nothing moves for `idle`.
+#[cfg(target_os = "linux")]
+async fn spliced<A, B>(
+    client: &A,
+    origin: &B,
+    (up, down): (&splice::Pipe, &splice::Pipe),
+    idle: Duration,
+    tally: &Arc<Tally>,
+) -> io::Result<()>
+where
+    A: splice::Socket,
+    B: splice::Socket,
+{
+    let start = Instant::now();
+    let last = AtomicU64::new(0);
+    let read = || last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    let direction = |from: End, to: End, result: Result<(), splice::Failed>| {
+        result.map_err(|failed| match failed {
+            splice::Failed::Read(e) => {
+                tally.failed(from);
+                e
+            }
+            splice::Failed::Write(e) => {
+                tally.failed(to);
+                e
+            }
+        })
+    };
+    let client_to_origin = async {
+        let wrote = |n| tally.wrote(End::Origin, n as u64);
+        let result = splice::pump(client, origin, up, BUFFER, read, wrote).await;
+        direction(End::Client, End::Origin, result)
+    };
+    let origin_to_client = async {
+        let wrote = |n| tally.wrote(End::Client, n as u64);
+        let result = splice::pump(origin, client, down, BUFFER, read, wrote).await;
+        direction(End::Origin, End::Client, result)
+    };
+    let both = async { tokio::try_join!(client_to_origin, origin_to_client).map(drop) };
+    until_idle(both, idle, start, &last).await
+}
+
 /// Copies both ways until both directions reach EOF (each EOF is passed on
 /// as a write shutdown: half-close) or nothing moves for `idle`.
-async fn splice<A, B>(client: A, origin: B, idle: Duration, tally: &Arc<Tally>) -> io::Result<()>
+async fn copied<A, B>(client: A, origin: B, idle: Duration, tally: &Arc<Tally>) -> io::Result<()>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -170,19 +298,7 @@ where
     // Large buffers: a tunnel moves bulk data, and each syscall costs more
     // than the memory (two 64 KiB buffers per open tunnel).
     let copy = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut origin, BUFFER, BUFFER);
-    tokio::pin!(copy);
-    loop {
-        let deadline = start + Duration::from_millis(last.load(Ordering::Relaxed)) + idle;
-        tokio::select! {
-            result = &mut copy => return result.map(drop),
-            _ = tokio::time::sleep_until(deadline) => {
-                let quiet = Instant::now() - start - Duration::from_millis(last.load(Ordering::Relaxed));
-                if quiet >= idle {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "tunnel idle timeout"));
-                }
-            }
-        }
-    }
+    until_idle(async { copy.await.map(drop) }, idle, start, &last).await
 }
 
 /// One end of a tunnel: records the time of its last successful read,
@@ -208,33 +324,13 @@ impl<T> Tracked<T> {
 
     fn note<R>(&self, result: &Poll<io::Result<R>>) {
         if let Poll::Ready(Err(_)) = result {
-            let flag = match self.end {
-                End::Client => &self.tally.client_reset,
-                End::Origin => &self.tally.origin_reset,
-            };
-            flag.store(true, Ordering::Relaxed);
+            self.tally.failed(self.end);
         }
     }
 
     fn wrote(&self, result: &Poll<io::Result<usize>>) {
         if let Poll::Ready(Ok(n)) = result {
-            let n = *n as u64;
-            match self.end {
-                End::Client => {
-                    self.tally.down.fetch_add(n, Ordering::Relaxed);
-                    self.tally.metrics.tunnel_bytes(false, n);
-                    if let Some(t) = &self.tally.transfer {
-                        t.down(n);
-                    }
-                }
-                End::Origin => {
-                    self.tally.up.fetch_add(n, Ordering::Relaxed);
-                    self.tally.metrics.tunnel_bytes(true, n);
-                    if let Some(t) = &self.tally.transfer {
-                        t.up(n);
-                    }
-                }
-            }
+            self.tally.wrote(self.end, *n as u64);
         }
         self.note(result);
     }
@@ -293,7 +389,7 @@ mod tests {
         let tally = Tally::new(Arc::new(Metrics::default()), None);
         let t = tally.clone();
         let task =
-            tokio::spawn(async move { splice(client, origin, Duration::from_secs(5), &t).await });
+            tokio::spawn(async move { copied(client, origin, Duration::from_secs(5), &t).await });
         client_peer.write_all(b"ping").await.unwrap();
         client_peer.shutdown().await.unwrap();
         let mut got = Vec::new();
@@ -315,7 +411,7 @@ mod tests {
         let (client, _keep_client) = tokio::io::duplex(64);
         let (origin, _keep_origin) = tokio::io::duplex(64);
         let tally = Tally::new(Arc::new(Metrics::default()), None);
-        let err = splice(client, origin, Duration::from_secs(30), &tally)
+        let err = copied(client, origin, Duration::from_secs(30), &tally)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
