@@ -22,15 +22,18 @@
 //! - pure: `config`, `config_error`, `error`, `exchange`, `http::*`, `acl`,
 //!   `anonymize`, `parent` (the choice; its down marks take time passed in),
 //!   `pac`, `cache::policy::*`, `cache::outcome`, `access_log::format`,
-//!   `stats::{report, simulate, sim_input, sim_render, sink}`
+//!   `stats::{report, simulate, sim_input, sim_render, sink}`, `thread_slot`
 //! - one resource each: `dns` (the caching resolver), `upstream` (outbound
 //!   sockets, pools, parents), `auth` (users file, bcrypt),
 //!   `cache::store::{memory, disk, record}`, `access_log::writer`, `metrics`
 //!   (with `live`, `window`, `histogram`, `encode`)
 //! - composition: `cache::store` (the tiers together), `cache::flight::*`
-//!   (coalescing, tee), `forward`, `tunnel`
+//!   (coalescing, tee), `forward`, `tunnel` (which takes the client's socket
+//!   back from hyper by its type, `server::listener::ServedIo`, to splice
+//!   it: the one reference upwards)
 //! - orchestration: `cache` (with `hit` and `miss`), `pipeline`, `shared`
-//! - process: `server::*`, `cli`, `stats` (the report command)
+//! - process: `server::*` (with `workers`: one runtime per serving thread),
+//!   `cli`, `stats` (the report command)
 
 pub mod access_log;
 pub mod acl;
@@ -52,5 +55,6 @@ pub mod pipeline;
 pub mod server;
 pub mod shared;
 pub mod stats;
+pub mod thread_slot;
 pub mod tunnel;
 pub mod upstream;

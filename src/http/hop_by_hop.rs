@@ -41,12 +41,34 @@ pub fn names(headers: &HeaderMap) -> Vec<String> {
     names
 }
 
-/// Removes every hop-by-hop field (see [`names`]) from `headers`.
+/// [`FIXED`] as header names, built once.
+const FIXED_NAMES: [HeaderName; 11] = [
+    HeaderName::from_static("connection"),
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("te"),
+    HeaderName::from_static("trailer"),
+    HeaderName::from_static("transfer-encoding"),
+    HeaderName::from_static("upgrade"),
+    HeaderName::from_static("proxy-authenticate"),
+    HeaderName::from_static("proxy-authorization"),
+    HeaderName::from_static("proxy-authorization-info"),
+    HeaderName::from_static("http2-settings"),
+];
+
+/// Removes every hop-by-hop field (see [`names`]) from `headers`. Runs for
+/// every request, hits included: the fixed names are not built each time,
+/// and `Connection` is read only when present.
 pub fn strip(headers: &mut HeaderMap) {
-    for name in names(headers) {
-        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-            headers.remove(name);
+    if headers.contains_key(CONNECTION) || headers.contains_key(&FIXED_NAMES[2]) {
+        for name in names(headers).iter().skip(FIXED.len()) {
+            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+                headers.remove(name);
+            }
         }
+    }
+    for name in &FIXED_NAMES {
+        headers.remove(name);
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -121,7 +121,6 @@ struct Shard {
 /// The in-flight table and the windows.
 pub struct Live {
     shards: [Mutex<Shard>; SHARDS],
-    next: AtomicUsize,
     windows: Mutex<Windows>,
     epoch: Instant,
 }
@@ -130,7 +129,6 @@ impl Default for Live {
     fn default() -> Self {
         Live {
             shards: Default::default(),
-            next: AtomicUsize::new(0),
             windows: Mutex::new(Windows::default()),
             epoch: Instant::now(),
         }
@@ -202,7 +200,8 @@ impl Live {
             up: AtomicU64::new(0),
             credited: AtomicU64::new(0),
         });
-        let shard = self.next.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        // Each thread its own shard: no lock or line shared per request.
+        let shard = crate::thread_slot::this_thread() % SHARDS;
         let slot = {
             let mut s = lock(&self.shards[shard]);
             s.len += 1;

@@ -8,11 +8,9 @@
 //! drives (see `server::workers`). Idle connections close after
 //! `timeouts.upstream_idle`, at most `MAX_IDLE` are kept per peer and thread.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -187,27 +185,12 @@ impl Pool {
 
 impl Inner {
     fn shard(&self) -> MutexGuard<'_, Shard> {
-        lock(&self.shards[thread_shard() % self.shards.len()])
+        lock(&self.shards[crate::thread_slot::this_thread() % self.shards.len()])
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// This thread's shard, assigned at its first use.
-fn thread_shard() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SHARD: Cell<Option<usize>> = const { Cell::new(None) };
-    }
-    SHARD.with(|s| {
-        s.get().unwrap_or_else(|| {
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            s.set(Some(n));
-            n
-        })
-    })
 }
 
 /// Closes idle connections past their time, every half `idle_timeout`.
@@ -277,7 +260,7 @@ impl http_body::Body for PooledBody {
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// An origin that answers every request on a connection with `body`,
