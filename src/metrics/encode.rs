@@ -66,6 +66,10 @@ fn load(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
 
+fn sum(a: &super::striped::Striped) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
 fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> fmt::Result {
     let m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
     ConstCounter::new(v).encode(m)
@@ -111,10 +115,10 @@ impl Collector for Collect {
             .collect();
         for (names, slot) in labels.iter().zip(&m.by_code) {
             for (a, name) in names.iter().enumerate() {
-                let n = load(&slot.requests[a]);
+                let n = sum(&slot.requests[a]);
                 if n > 0 {
                     requests.push((name.as_str(), n));
-                    bytes.push((name.as_str(), load(&slot.bytes[a])));
+                    bytes.push((name.as_str(), sum(&slot.bytes[a])));
                 }
             }
         }
@@ -140,26 +144,26 @@ impl Collector for Collect {
             "hits",
             "Requests answered from the cache (hit codes as Squid counts them); \
              hit ratio: rate of this over the rate of cachalot_requests_total.",
-            load(&m.hits),
+            sum(&m.hits),
         )?;
         counter(
             &mut e,
             "hit_bytes",
             "Bytes sent to clients from the cache; byte hit ratio: rate of this \
              over the rate of cachalot_bytes_out_total.",
-            load(&m.hit_bytes),
+            sum(&m.hit_bytes),
         )?;
         counter(
             &mut e,
             "bytes_out",
             "Bytes sent to clients.",
-            load(&m.bytes_out),
+            sum(&m.bytes_out),
         )?;
         counter(
             &mut e,
             "bytes_from_origin",
             "Body bytes received from origins.",
-            load(&m.bytes_from_origin),
+            sum(&m.bytes_from_origin),
         )?;
         family(
             &mut e,
@@ -169,7 +173,7 @@ impl Collector for Collect {
                 Counter,
             ),
             "direction",
-            &[("up", load(&m.tunnel_up)), ("down", load(&m.tunnel_down))],
+            &[("up", sum(&m.tunnel_up)), ("down", sum(&m.tunnel_down))],
         )?;
         {
             let mut d = e.encode_descriptor(
@@ -262,10 +266,10 @@ impl Collector for Collect {
         )?;
         let (mut not_stored, mut not_stored_bytes) = (Vec::new(), Vec::new());
         for (reason, slot) in NotStorable::ALL.iter().zip(&m.not_stored) {
-            let n = load(&slot[0]);
+            let n = sum(&slot[0]);
             if n > 0 {
                 not_stored.push((reason.as_str(), n));
-                not_stored_bytes.push((reason.as_str(), load(&slot[1])));
+                not_stored_bytes.push((reason.as_str(), sum(&slot[1])));
             }
         }
         family(

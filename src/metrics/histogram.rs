@@ -1,12 +1,14 @@
 //! A lock-free histogram of durations, encoded through `prometheus-client`
 //! (its own `Histogram` takes a lock per observation; this one is a few
-//! relaxed atomic adds, for the request path).
+//! relaxed atomic adds on this thread's stripes, for the request path).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
+
+use super::striped::Striped;
 
 /// Upper bounds (seconds) of the request-duration buckets: from a memory
 /// hit (well under a millisecond) to a long tunnel.
@@ -22,18 +24,18 @@ pub const DNS_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 #[derive(Debug)]
 pub struct Histogram {
     bounds: &'static [f64],
-    counts: Box<[AtomicU64]>,
-    count: AtomicU64,
-    sum_nanos: AtomicU64,
+    counts: Box<[Striped]>,
+    count: Striped,
+    sum_nanos: Striped,
 }
 
 impl Histogram {
     pub fn new(bounds: &'static [f64]) -> Histogram {
         Histogram {
             bounds,
-            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            sum_nanos: AtomicU64::new(0),
+            counts: bounds.iter().map(|_| Striped::default()).collect(),
+            count: Striped::default(),
+            sum_nanos: Striped::default(),
         }
     }
 

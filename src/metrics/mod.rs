@@ -7,14 +7,16 @@
 pub mod encode;
 pub mod histogram;
 pub mod live;
+pub mod striped;
 pub mod window;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use histogram::Histogram;
+use striped::Striped;
 
 use crate::cache::policy::storability::NotStorable;
 use live::Live;
@@ -105,8 +107,8 @@ impl Outcome {
 /// Requests and bytes for one code, plain and aborted.
 #[derive(Default)]
 struct Slot {
-    requests: [AtomicU64; 2],
-    bytes: [AtomicU64; 2],
+    requests: [Striped; 2],
+    bytes: [Striped; 2],
 }
 
 /// One finished request, as counted.
@@ -129,16 +131,16 @@ pub struct Counted<'a> {
 /// Process-wide counters.
 pub struct Metrics {
     by_code: [Slot; CODES.len()],
-    requests: AtomicU64,
-    hits: AtomicU64,
-    bytes_out: AtomicU64,
-    hit_bytes: AtomicU64,
-    bytes_from_origin: AtomicU64,
-    tunnel_up: AtomicU64,
-    tunnel_down: AtomicU64,
+    requests: Striped,
+    hits: Striped,
+    bytes_out: Striped,
+    hit_bytes: Striped,
+    bytes_from_origin: Striped,
+    tunnel_up: Striped,
+    tunnel_down: Striped,
     durations: [Histogram; Outcome::ALL.len()],
     /// Requests and bytes not stored, per reason (`NotStorable::ALL` order).
-    not_stored: [[AtomicU64; 2]; NotStorable::ALL.len()],
+    not_stored: [[Striped; 2]; NotStorable::ALL.len()],
     upstream_errors: Mutex<BTreeMap<&'static str, u64>>,
     pub client_connections: AtomicI64,
     pub tunnels: AtomicI64,
@@ -151,13 +153,13 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             by_code: Default::default(),
-            requests: AtomicU64::new(0),
-            hits: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
-            hit_bytes: AtomicU64::new(0),
-            bytes_from_origin: AtomicU64::new(0),
-            tunnel_up: AtomicU64::new(0),
-            tunnel_down: AtomicU64::new(0),
+            requests: Striped::default(),
+            hits: Striped::default(),
+            bytes_out: Striped::default(),
+            hit_bytes: Striped::default(),
+            bytes_from_origin: Striped::default(),
+            tunnel_up: Striped::default(),
+            tunnel_down: Striped::default(),
             durations: Outcome::ALL.map(|_| Histogram::new(histogram::REQUEST_BUCKETS)),
             not_stored: Default::default(),
             upstream_errors: Mutex::new(BTreeMap::new()),
