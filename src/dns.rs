@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +20,8 @@ use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::{ResolveError, TokioResolver};
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+use crate::metrics::striped::Striped;
 
 use crate::config::DnsConfig;
 use crate::metrics::Histogram;
@@ -61,19 +63,20 @@ pub struct Resolved {
     pub source: Source,
 }
 
-/// The counters `/metrics` shows (encoded in `metrics::encode`).
+/// The counters `/metrics` shows (encoded in `metrics::encode`), striped
+/// by thread: hits behind a `dst` rule make a lookup per request.
 #[derive(Debug)]
 pub struct DnsMetrics {
     /// Lookups asked of the resolver (cache hits included).
-    pub lookups: AtomicU64,
+    pub lookups: Striped,
     /// Lookups answered from the cache within the TTL.
-    pub cache_hits: AtomicU64,
+    pub cache_hits: Striped,
     /// Queries sent to the name servers (one per flight).
-    pub queries: AtomicU64,
+    pub queries: Striped,
     /// Lookups that ended without an address.
-    pub failures: AtomicU64,
+    pub failures: Striped,
     /// Lookups answered with an expired answer (serve-stale).
-    pub stale: AtomicU64,
+    pub stale: Striped,
     /// Latency of the queries sent.
     pub latency: Histogram,
 }
@@ -81,11 +84,11 @@ pub struct DnsMetrics {
 impl Default for DnsMetrics {
     fn default() -> Self {
         DnsMetrics {
-            lookups: AtomicU64::new(0),
-            cache_hits: AtomicU64::new(0),
-            queries: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            stale: AtomicU64::new(0),
+            lookups: Striped::default(),
+            cache_hits: Striped::default(),
+            queries: Striped::default(),
+            failures: Striped::default(),
+            stale: Striped::default(),
             latency: Histogram::new(crate::metrics::histogram::DNS_BUCKETS),
         }
     }

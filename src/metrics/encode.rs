@@ -4,7 +4,7 @@
 //! their `_total` from the encoder.
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -60,10 +60,6 @@ impl fmt::Debug for Collect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Collect").finish_non_exhaustive()
     }
-}
-
-fn load(a: &AtomicU64) -> u64 {
-    a.load(Ordering::Relaxed)
 }
 
 fn sum(a: &super::striped::Striped) -> u64 {
@@ -362,7 +358,7 @@ fn encode_dns(e: &mut DescriptorEncoder, dns: &DnsMetrics) -> fmt::Result {
             &dns.stale,
         ),
     ] {
-        counter(e, name, help, load(value))?;
+        counter(e, name, help, sum(value))?;
     }
     let m = e.encode_descriptor(
         "dns_query_duration_seconds",
