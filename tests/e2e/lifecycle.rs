@@ -227,34 +227,10 @@ async fn binary_serves_curl_and_exits_zero_on_sigterm() {
     }
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("cachalot.toml");
-    std::fs::write(
-        &config,
-        format!("[timeouts]\ndrain = \"2s\"\n[log]\nlevel = \"warn\"\n{LOOPBACK_ORIGINS}"),
+    let (mut child, listen) = start_binary(
+        dir.path(),
+        "[timeouts]\ndrain = \"2s\"\n[log]\nlevel = \"warn\"\n",
     )
-    .unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut child = Command::new(BIN)
-        .args(["--config", config.to_str().unwrap(), "--listen", &listen])
-        .current_dir(dir.path())
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    within("the binary listens", async {
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("cachalot exited early: {status}");
-            }
-            if TcpStream::connect(&listen).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
     .await;
 
     let out = within(

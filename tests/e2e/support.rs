@@ -499,6 +499,37 @@ pub async fn start_proxy(snippet: &str) -> RunningProxy {
 pub const LOOPBACK_ORIGINS: &str =
     "\n[[acl]]\nname = \"test-loopback\"\naction = \"allow\"\nsrc = [\"127.0.0.0/8\", \"::1/128\"]\n";
 
+/// Starts the real binary in `dir` with `snippet` (plus
+/// [`LOOPBACK_ORIGINS`]) as its config on a free port; returns it once it
+/// accepts connections, with its address.
+pub async fn start_binary(dir: &std::path::Path, snippet: &str) -> (tokio::process::Child, String) {
+    let config = dir.join("cachalot.toml");
+    std::fs::write(&config, format!("{snippet}{LOOPBACK_ORIGINS}")).unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cachalot"))
+        .args(["--config", config.to_str().unwrap(), "--listen", &listen])
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    within("the binary listens", async {
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("cachalot exited early: {status}");
+            }
+            if TcpStream::connect(&listen).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    (child, listen)
+}
+
 /// Starts the proxy with relative paths (the cache) under `dir`, so that a
 /// test can stop it and start another on the same cache. A snippet without
 /// `[[acl]]` rules gets [`LOOPBACK_ORIGINS`].

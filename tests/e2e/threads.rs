@@ -2,47 +2,12 @@
 //! accepted on every thread's socket share one cache and one connection
 //! limit, and SIGTERM drains what is in flight on any of them.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use http::Response;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use crate::scripted::Scripted;
 use crate::support::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_cachalot");
-
-/// Starts the binary with `snippet` (plus loopback origins) on a free port.
-async fn start_binary(dir: &std::path::Path, snippet: &str) -> (Child, String) {
-    let config = dir.join("cachalot.toml");
-    std::fs::write(&config, format!("{snippet}{LOOPBACK_ORIGINS}")).unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(BIN)
-        .args(["--config", config.to_str().unwrap(), "--listen", &listen])
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    within("the binary listens", async {
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("cachalot exited early: {status}");
-            }
-            if TcpStream::connect(&listen).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    (child, listen)
-}
 
 #[tokio::test]
 async fn four_serving_threads_share_one_cache_and_drain_on_sigterm() {
