@@ -7,42 +7,7 @@ use http::HeaderMap;
 /// Fields that are always connection-specific (RFC 9110 §7.6.1, RFC 9112
 /// §9.6, RFC 7540 §3.2.1 for HTTP2-Settings), besides those that
 /// `Connection` (or the legacy `Proxy-Connection`) names.
-pub const FIXED: [&str; 11] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-authorization-info",
-    "http2-settings",
-];
-
-/// The lower-cased names of every hop-by-hop field of this message: the
-/// fixed set plus each field named by a `Connection` or `Proxy-Connection`
-/// line.
-pub fn names(headers: &HeaderMap) -> Vec<String> {
-    let mut names: Vec<String> = FIXED.iter().map(|s| (*s).to_owned()).collect();
-    for line in headers
-        .get_all(CONNECTION)
-        .iter()
-        .chain(headers.get_all("proxy-connection").iter())
-    {
-        for member in String::from_utf8_lossy(line.as_bytes()).split(',') {
-            let member = member.trim().to_ascii_lowercase();
-            if !member.is_empty() && !names.contains(&member) {
-                names.push(member);
-            }
-        }
-    }
-    names
-}
-
-/// [`FIXED`] as header names, built once.
-const FIXED_NAMES: [HeaderName; 11] = [
+pub const FIXED: [HeaderName; 11] = [
     HeaderName::from_static("connection"),
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -56,18 +21,47 @@ const FIXED_NAMES: [HeaderName; 11] = [
     HeaderName::from_static("http2-settings"),
 ];
 
-/// Removes every hop-by-hop field (see [`names`]) from `headers`. Runs for
-/// every request, hits included: the fixed names are not built each time,
-/// and `Connection` is read only when present.
-pub fn strip(headers: &mut HeaderMap) {
-    if headers.contains_key(CONNECTION) || headers.contains_key(&FIXED_NAMES[2]) {
-        for name in names(headers).iter().skip(FIXED.len()) {
-            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-                headers.remove(name);
+/// The lower-cased members of every `Connection` and `Proxy-Connection`
+/// line, each once (nothing allocated when there are none).
+fn connection_named(headers: &HeaderMap) -> Vec<String> {
+    let mut named: Vec<String> = Vec::new();
+    for line in headers
+        .get_all(CONNECTION)
+        .iter()
+        .chain(headers.get_all(&FIXED[2]).iter())
+    {
+        for member in String::from_utf8_lossy(line.as_bytes()).split(',') {
+            let member = member.trim().to_ascii_lowercase();
+            if !member.is_empty() && !named.contains(&member) {
+                named.push(member);
             }
         }
     }
-    for name in &FIXED_NAMES {
+    named
+}
+
+/// The lower-cased names of every hop-by-hop field of this message: the
+/// fixed set plus each field named by a `Connection` or `Proxy-Connection`
+/// line.
+pub fn names(headers: &HeaderMap) -> Vec<String> {
+    let mut names: Vec<String> = FIXED.iter().map(|n| n.as_str().to_owned()).collect();
+    for member in connection_named(headers) {
+        if !names.contains(&member) {
+            names.push(member);
+        }
+    }
+    names
+}
+
+/// Removes every hop-by-hop field (see [`names`]) from `headers`. Runs for
+/// every request, hits included: the fixed names are built once.
+pub fn strip(headers: &mut HeaderMap) {
+    for name in connection_named(headers) {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            headers.remove(name);
+        }
+    }
+    for name in &FIXED {
         headers.remove(name);
     }
 }
