@@ -173,17 +173,13 @@ impl Upstream {
             .plan(&authority, host, Instant::now().into_std());
         let mut last = None;
         for &i in &plan.parents {
-            let Some(parent) = self.parents.list.get(i) else {
+            let (Some(parent), Some(connector)) =
+                (self.parents.list.get(i), self.via_parent.get(i))
+            else {
                 continue;
             };
-            let opened = via_parent::open(
-                parent,
-                &authority,
-                &self.dns,
-                &self.connector.local,
-                (self.connector.timeout, self.response_timeout),
-            )
-            .await;
+            let opened =
+                via_parent::open(parent, connector, &authority, self.response_timeout).await;
             match opened {
                 Ok((stream, addr)) => return Ok((stream, UpstreamPeer { addr, parent: true })),
                 Err((error, Failure::Connect { .. })) => {

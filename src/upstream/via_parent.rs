@@ -4,17 +4,15 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::connect::{ConnectError, LocalSockets};
+use super::connect::ConnectError;
 use super::stream::ParentConnector;
 use super::Failure;
-use crate::dns::Resolver;
 use crate::http::body::empty;
 use crate::parent::Parent;
 
@@ -31,23 +29,16 @@ pub enum TunnelStream {
     Parent(Box<dyn TunnelIo>),
 }
 
-/// Opens a tunnel to `authority` through `parent`, within the connect and
-/// response deadlines. A failure says whether the parent could not be
-/// reached (another may be tried) or answered with a refusal.
+/// Opens a tunnel to `authority` through `parent` (connected to by
+/// `connector`, the one its requests use), within the connect and response
+/// deadlines. A failure says whether the parent could not be reached
+/// (another may be tried) or answered with a refusal.
 pub(super) async fn open(
     parent: &Parent,
+    connector: &ParentConnector,
     authority: &str,
-    dns: &Arc<Resolver>,
-    local: &LocalSockets,
-    (connect_timeout, response_timeout): (Duration, Duration),
+    response_timeout: Duration,
 ) -> Result<(TunnelStream, SocketAddr), (ConnectError, Failure)> {
-    let connector = ParentConnector {
-        host: parent.host.clone(),
-        port: parent.port,
-        timeout: connect_timeout,
-        dns: dns.clone(),
-        local: *local,
-    };
     let (stream, peer) = connector
         .open()
         .await
