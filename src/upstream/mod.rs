@@ -10,6 +10,7 @@ mod pool;
 mod stream;
 mod via_parent;
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,23 +119,24 @@ impl Upstream {
         }
     }
 
-    /// The addresses to try for `host:port`, as `connect` says.
-    async fn addresses(
+    /// The addresses to try for `host:port`, as `connect` says: borrowed
+    /// from it when the rules fixed them (nothing allocated per request).
+    async fn addresses<'a>(
         &self,
-        connect: &Connect,
+        connect: &'a Connect,
         host: &str,
         port: u16,
-    ) -> Result<Arc<[SocketAddr]>, ProxyError> {
+    ) -> Result<Cow<'a, [SocketAddr]>, ProxyError> {
         match connect {
-            Connect::Address(addr) => Ok(vec![*addr].into()),
-            Connect::Pinned(addrs) => Ok(addrs.clone()),
+            Connect::Address(addr) => Ok(Cow::Borrowed(std::slice::from_ref(addr))),
+            Connect::Pinned(addrs) => Ok(Cow::Borrowed(addrs)),
             Connect::Unresolved(e) => Err(ProxyError::Dns(e.to_string())),
-            Connect::ByName => Ok(self
-                .dns
-                .socket_addrs(host, port)
-                .await
-                .map_err(|e| ProxyError::Dns(e.to_string()))?
-                .into()),
+            Connect::ByName => Ok(Cow::Owned(
+                self.dns
+                    .socket_addrs(host, port)
+                    .await
+                    .map_err(|e| ProxyError::Dns(e.to_string()))?,
+            )),
         }
     }
 
