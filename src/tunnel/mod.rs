@@ -204,12 +204,19 @@ async fn carry(
         Ok(parts) => parts,
         Err(upgraded) => return copied(TokioIo::new(upgraded), origin, idle, tally).await,
     };
-    // What the client sent after its CONNECT head, before the 200.
+    // What the client sent after its CONNECT head, before the 200: passed
+    // on first, within the same idle bound as the rest.
     if !parts.read_buf.is_empty() {
         use tokio::io::AsyncWriteExt;
-        origin.write_all(&parts.read_buf).await.inspect_err(|_| {
-            tally.failed(End::Origin);
-        })?;
+        let written = tokio::time::timeout(idle, origin.write_all(&parts.read_buf))
+            .await
+            .unwrap_or_else(|_| {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "tunnel idle timeout",
+                ))
+            });
+        written.inspect_err(|_| tally.failed(End::Origin))?;
         tally.wrote(End::Origin, parts.read_buf.len() as u64);
     }
     let client = parts.io.into_inner();
