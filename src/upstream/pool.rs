@@ -112,6 +112,13 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    /// Still open, and idle for less than `timeout` at `now`.
+    fn usable(&self, now: Instant, timeout: Duration) -> bool {
+        !self.conn.sender.is_closed() && now.duration_since(self.since) < timeout
+    }
+}
+
 impl Pool {
     /// An empty pool; idle connections older than `idle_timeout` are
     /// closed by a sweep that ends when the pool is dropped.
@@ -131,8 +138,9 @@ impl Pool {
         let now = Instant::now();
         let mut shard = self.inner.shard();
         let idle = shard.get_mut(&key)?;
-        while let Some(Idle { mut conn, since }) = idle.pop() {
-            if !conn.sender.is_closed() && now.duration_since(since) < self.inner.idle_timeout {
+        while let Some(entry) = idle.pop() {
+            if entry.usable(now, self.inner.idle_timeout) {
+                let mut conn = entry.conn;
                 conn.reused = true;
                 return Some(conn);
             }
@@ -163,12 +171,12 @@ impl Pool {
         conn: Conn,
         response: http::Response<Incoming>,
     ) -> http::Response<PooledBody> {
-        let mut back = Some((self.clone(), conn));
-        if http_body::Body::is_end_stream(response.body()) {
-            if let Some((pool, conn)) = back.take() {
-                pool.put(conn);
-            }
-        }
+        let back = if http_body::Body::is_end_stream(response.body()) {
+            self.put(conn);
+            None
+        } else {
+            Some((self.clone(), conn))
+        };
         response.map(|inner| PooledBody { inner, back })
     }
 
@@ -201,11 +209,8 @@ async fn sweep(pool: Weak<Inner>, idle_timeout: Duration) {
         let Some(inner) = pool.upgrade() else { return };
         let now = Instant::now();
         for shard in inner.shards.iter() {
-            let mut shard = lock(shard);
-            shard.retain(|_, idle| {
-                idle.retain(|i| {
-                    !i.conn.sender.is_closed() && now.duration_since(i.since) < idle_timeout
-                });
+            lock(shard).retain(|_, idle| {
+                idle.retain(|i| i.usable(now, idle_timeout));
                 !idle.is_empty()
             });
         }
